@@ -1,0 +1,706 @@
+//! Configuration (SPEC §6): the compiled-in `config.default.toml`, overlaid by
+//! `config.local.toml` (or `--config FILE`), overlaid by `NOTIFY_INBOUND__SECTION__KEY`
+//! environment variables. NotifyBC's camelCase key names (and its `email.` nesting) are
+//! accepted and folded into our snake_case names before the layers are merged, so the two
+//! spellings of one key can never both end up in the merged result.
+//!
+//! Everything that can be wrong with a setting is found here, at start: a bad value stops
+//! the process with the key, the value and what was expected.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// The defaults, compiled into the binary.
+pub const DEFAULT_TOML: &str = include_str!("../config.default.toml");
+
+/// The environment variable prefix; sections and keys are separated by `__`.
+pub const ENV_PREFIX: &str = "NOTIFY_INBOUND__";
+
+/// What went wrong while loading the configuration; every variant names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Figment(String),
+    #[error("invalid configuration: key `{key}` = {value:?}: expected {expected}")]
+    Invalid {
+        key: String,
+        value: String,
+        expected: String,
+    },
+}
+
+impl ConfigError {
+    pub fn invalid(key: &str, value: impl ToString, expected: impl ToString) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+}
+
+/// The whole effective configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub internal_http_host: String,
+    pub rest_api_root: String,
+    pub inbound_smtp_server: SmtpServerSettings,
+    pub list_unsubscribe_by_email: ListUnsubscribeSettings,
+    pub bounce: BounceSettings,
+    pub api: ApiSettings,
+    pub operations: OperationsSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpServerSettings {
+    pub enabled: bool,
+    /// Comma-separated list of the domains we receive for.
+    pub domain: String,
+    pub listening_ip: String,
+    /// Absent: a random free port.
+    #[serde(default)]
+    pub listening_smtp_port: Option<u16>,
+    /// Name used in the greeting and EHLO reply; empty = the first configured domain.
+    pub hostname: String,
+    pub trusted_proxies: Vec<IpNet>,
+    pub allowed_clients: Vec<IpNet>,
+    pub max_recipients_per_transaction: usize,
+    pub id_regex: String,
+    pub code_regex: String,
+    pub options: SmtpOptions,
+    pub limits: SmtpLimits,
+    /// Extra listeners; when empty, the NotifyBC form above defines the one listener.
+    #[serde(default)]
+    pub listeners: Vec<ListenerSettings>,
+}
+
+/// NotifyBC's `inboundSmtpServer.options` (the Nodemailer SMTPServer options we honour).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SmtpOptions {
+    /// true: the NotifyBC-form listener speaks TLS from the first byte.
+    pub secure: bool,
+    /// PEM private key: the PEM text itself or a file path.
+    pub key: String,
+    /// PEM certificate chain: the PEM text itself or a file path.
+    pub cert: String,
+    /// Largest message accepted, in bytes.
+    pub size: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpLimits {
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub command_timeout_secs: u64,
+    pub data_timeout_secs: u64,
+    pub session_timeout_secs: u64,
+    pub proxy_header_timeout_secs: u64,
+    pub max_commands: usize,
+    pub max_errors: usize,
+    pub max_transactions: usize,
+    pub shutdown_grace_secs: u64,
+    pub failed_unsubscribe_threshold: usize,
+    pub failed_unsubscribe_window_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsMode {
+    /// STARTTLS offered (when a certificate is available).
+    Starttls,
+    /// TLS from the first byte.
+    Implicit,
+    /// Plain text only.
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerSettings {
+    #[serde(default)]
+    pub port: u16,
+    #[serde(default = "default_listen_ip")]
+    pub ip: String,
+    #[serde(default = "default_tls_mode")]
+    pub tls: TlsMode,
+    #[serde(default)]
+    pub proxy_protocol: bool,
+    #[serde(default)]
+    pub xclient: bool,
+}
+
+fn default_listen_ip() -> String {
+    "0.0.0.0".to_string()
+}
+
+fn default_tls_mode() -> TlsMode {
+    TlsMode::Starttls
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListUnsubscribeSettings {
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BounceSettings {
+    pub enabled: bool,
+    pub unsub_threshold: u32,
+    pub subject_regex: String,
+    pub smtp_status_code_regex: String,
+    pub failed_recipient_regex: String,
+    pub case_insensitive_domain: bool,
+    pub case_insensitive_local_part: bool,
+    pub multiple_failed_recipients: bool,
+    pub per_recipient_status: bool,
+    pub ignore_auto_replies: bool,
+    pub ignore_delays: bool,
+    pub complaints_unsubscribe: bool,
+    /// 0 = store the whole message (NotifyBC's behaviour).
+    pub max_stored_message_bytes: usize,
+    /// 0 = off; otherwise at most one counted hard bounce per address per window.
+    pub count_window_secs: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiSettings {
+    /// Sent verbatim as the `Authorization` header when not empty.
+    pub access_token: String,
+    /// PEM client certificate (mutual TLS) file.
+    pub client_cert: String,
+    /// PEM client key file (may be the same file as `client_cert`).
+    pub client_key: String,
+    /// PEM CA bundle file trusted for the API's server certificate.
+    pub ca_bundle: String,
+    pub timeout_ms: u64,
+    pub connect_timeout_ms: u64,
+    pub max_in_flight: usize,
+}
+
+impl std::fmt::Debug for ApiSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiSettings")
+            .field("access_token", &redact(&self.access_token))
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("ca_bundle", &self.ca_bundle)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("connect_timeout_ms", &self.connect_timeout_ms)
+            .field("max_in_flight", &self.max_in_flight)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OperationsSettings {
+    /// `host:port` of the operations HTTP endpoint; empty = off.
+    pub listen: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+fn redact(secret: &str) -> &'static str {
+    if secret.is_empty() { "" } else { "<redacted>" }
+}
+
+/// Where the configuration comes from, besides the compiled-in defaults.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    /// `--config FILE`; when `None`, `config.local.toml` in the working directory if present.
+    pub file: Option<PathBuf>,
+    /// Read `NOTIFY_INBOUND__*` environment variables.
+    pub env: bool,
+}
+
+impl Settings {
+    /// Loads and validates the configuration from the defaults, the file and the environment.
+    pub fn load(sources: &Sources) -> Result<Settings, ConfigError> {
+        let mut figment = Figment::new().merge(Toml::string(DEFAULT_TOML));
+        let local = match &sources.file {
+            Some(path) => Some(path.clone()),
+            None => {
+                let p = PathBuf::from("config.local.toml");
+                p.exists().then_some(p)
+            }
+        };
+        if let Some(path) = local {
+            figment = figment.merge(Serialized::defaults(read_normalized(&path)?));
+        }
+        if sources.env {
+            figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
+        }
+        let settings: Settings = figment
+            .extract()
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The defaults alone, validated: what `notify-inbound` runs with out of the box.
+    pub fn defaults() -> Result<Settings, ConfigError> {
+        Self::load(&Sources {
+            file: None,
+            env: false,
+        })
+    }
+
+    /// Parses a configuration from TOML text layered over the defaults (tests, tools).
+    pub fn from_toml_str(text: &str) -> Result<Settings, ConfigError> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: PathBuf::from("<string>"),
+            message: e.to_string(),
+        })?;
+        let settings: Settings = Figment::new()
+            .merge(Toml::string(DEFAULT_TOML))
+            .merge(Serialized::defaults(normalize(value)))
+            .extract()
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// The configured domains, trimmed and lower-cased.
+    pub fn domains(&self) -> Vec<String> {
+        self.inbound_smtp_server
+            .domain
+            .split(',')
+            .map(|d| d.trim().to_ascii_lowercase())
+            .filter(|d| !d.is_empty())
+            .collect()
+    }
+
+    /// The API base URL: `internal_http_host` + `rest_api_root`, without a trailing slash.
+    pub fn api_base(&self) -> String {
+        let host = self.internal_http_host.trim_end_matches('/');
+        let root = self.rest_api_root.trim_end_matches('/');
+        if root.is_empty() || root.starts_with('/') {
+            format!("{host}{root}")
+        } else {
+            format!("{host}/{root}")
+        }
+    }
+
+    /// Host name used in the greeting and the EHLO reply.
+    pub fn hostname(&self) -> String {
+        let h = self.inbound_smtp_server.hostname.trim();
+        if !h.is_empty() {
+            return h.to_string();
+        }
+        self.domains()
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| "localhost".to_string())
+    }
+
+    /// The listeners to open: the `listeners` array, or the one NotifyBC-form listener.
+    pub fn listeners(&self) -> Vec<ListenerSettings> {
+        let s = &self.inbound_smtp_server;
+        if !s.listeners.is_empty() {
+            return s.listeners.clone();
+        }
+        vec![ListenerSettings {
+            port: s.listening_smtp_port.unwrap_or(0),
+            ip: s.listening_ip.clone(),
+            tls: if s.options.secure {
+                TlsMode::Implicit
+            } else {
+                TlsMode::Starttls
+            },
+            proxy_protocol: false,
+            xclient: false,
+        }]
+    }
+
+    /// A copy safe to print: secrets replaced.
+    pub fn redacted(&self) -> Settings {
+        let mut s = self.clone();
+        if !s.api.access_token.is_empty() {
+            s.api.access_token = "<redacted>".into();
+        }
+        if s.inbound_smtp_server.options.key.contains("-----BEGIN") {
+            s.inbound_smtp_server.options.key = "<redacted PEM>".into();
+        }
+        s
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.inbound_smtp_server;
+        if self.domains().is_empty() {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.domain",
+                &s.domain,
+                "a comma-separated list of one or more domain names",
+            ));
+        }
+        for d in self.domains() {
+            if !d
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+            {
+                return Err(ConfigError::invalid(
+                    "inbound_smtp_server.domain",
+                    &s.domain,
+                    "domain names of letters, digits, '-' and '.'",
+                ));
+            }
+        }
+        if s.listening_ip.parse::<IpAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.listening_ip",
+                &s.listening_ip,
+                "an IP address such as 0.0.0.0 or ::",
+            ));
+        }
+        for (i, l) in s.listeners.iter().enumerate() {
+            if l.ip.parse::<IpAddr>().is_err() {
+                return Err(ConfigError::invalid(
+                    &format!("inbound_smtp_server.listeners[{i}].ip"),
+                    &l.ip,
+                    "an IP address such as 0.0.0.0 or ::",
+                ));
+            }
+            if l.proxy_protocol && s.trusted_proxies.is_empty() {
+                return Err(ConfigError::invalid(
+                    &format!("inbound_smtp_server.listeners[{i}].proxy_protocol"),
+                    "true",
+                    "inbound_smtp_server.trusted_proxies to list the proxies' address ranges",
+                ));
+            }
+        }
+        for (key, pattern) in [
+            ("inbound_smtp_server.id_regex", &s.id_regex),
+            ("inbound_smtp_server.code_regex", &s.code_regex),
+            ("bounce.subject_regex", &self.bounce.subject_regex),
+            (
+                "bounce.smtp_status_code_regex",
+                &self.bounce.smtp_status_code_regex,
+            ),
+            (
+                "bounce.failed_recipient_regex",
+                &self.bounce.failed_recipient_regex,
+            ),
+        ] {
+            compile_regex(key, pattern)?;
+        }
+        if s.options.size == 0 {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.options.size",
+                0,
+                "a message size limit in bytes, greater than 0",
+            ));
+        }
+        if s.max_recipients_per_transaction == 0 {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.max_recipients_per_transaction",
+                0,
+                "at least 1",
+            ));
+        }
+        let l = &s.limits;
+        for (key, v) in [
+            ("max_connections", l.max_connections as u64),
+            ("max_connections_per_ip", l.max_connections_per_ip as u64),
+            ("command_timeout_secs", l.command_timeout_secs),
+            ("data_timeout_secs", l.data_timeout_secs),
+            ("session_timeout_secs", l.session_timeout_secs),
+            ("proxy_header_timeout_secs", l.proxy_header_timeout_secs),
+            ("max_commands", l.max_commands as u64),
+            ("max_errors", l.max_errors as u64),
+            ("max_transactions", l.max_transactions as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(
+                    &format!("inbound_smtp_server.limits.{key}"),
+                    0,
+                    "a number greater than 0",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("options.key", &s.options.key),
+            ("options.cert", &s.options.cert),
+        ] {
+            if !v.is_empty() && !v.contains("-----BEGIN") && !Path::new(v).exists() {
+                return Err(ConfigError::invalid(
+                    &format!("inbound_smtp_server.{key}"),
+                    v,
+                    "PEM text or the path of an existing PEM file",
+                ));
+            }
+        }
+        if s.options.key.is_empty() != s.options.cert.is_empty() {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.options.cert",
+                &s.options.cert,
+                "both options.key and options.cert, or neither (a self-signed certificate is made)",
+            ));
+        }
+        let host = &self.internal_http_host;
+        if !(host.starts_with("http://") || host.starts_with("https://"))
+            || reqwest::Url::parse(host).is_err()
+        {
+            return Err(ConfigError::invalid(
+                "internal_http_host",
+                host,
+                "an http:// or https:// URL such as http://notifybc:3000",
+            ));
+        }
+        let a = &self.api;
+        if a.client_cert.is_empty() != a.client_key.is_empty() {
+            return Err(ConfigError::invalid(
+                "api.client_key",
+                &a.client_key,
+                "both api.client_cert and api.client_key, or neither",
+            ));
+        }
+        for (key, v) in [
+            ("api.client_cert", &a.client_cert),
+            ("api.client_key", &a.client_key),
+            ("api.ca_bundle", &a.ca_bundle),
+        ] {
+            if !v.is_empty() && !Path::new(v).exists() {
+                return Err(ConfigError::invalid(
+                    key,
+                    v,
+                    "the path of an existing PEM file",
+                ));
+            }
+        }
+        if a.timeout_ms == 0 || a.connect_timeout_ms == 0 || a.max_in_flight == 0 {
+            return Err(ConfigError::invalid(
+                "api.timeout_ms / api.connect_timeout_ms / api.max_in_flight",
+                format!(
+                    "{} / {} / {}",
+                    a.timeout_ms, a.connect_timeout_ms, a.max_in_flight
+                ),
+                "numbers greater than 0",
+            ));
+        }
+        let ops = self.operations.listen.trim();
+        if !ops.is_empty() && ops.parse::<SocketAddr>().is_err() {
+            return Err(ConfigError::invalid(
+                "operations.listen",
+                ops,
+                "host:port such as 127.0.0.1:9025, or empty to turn it off",
+            ));
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            return Err(ConfigError::invalid(
+                "log.level",
+                &self.log.level,
+                "a level such as info, debug or warn (or a tracing filter directive)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Compiles one configured pattern. NotifyBC's patterns are JavaScript regexes; those the
+/// `regex` crate cannot run (look-around, back-references) are refused here by name rather
+/// than silently never matching.
+pub fn compile_regex(key: &str, pattern: &str) -> Result<Option<Regex>, ConfigError> {
+    if pattern.is_empty() {
+        return Ok(None);
+    }
+    Regex::new(pattern).map(Some).map_err(|e| {
+        let hint = if pattern.contains("(?=")
+            || pattern.contains("(?!")
+            || pattern.contains("(?<=")
+            || pattern.contains("(?<!")
+        {
+            "a regular expression without look-around (not supported by the regex engine)"
+                .to_string()
+        } else {
+            format!(
+                "a valid regular expression ({})",
+                first_line(&e.to_string())
+            )
+        };
+        ConfigError::invalid(key, pattern, hint)
+    })
+}
+
+fn first_line(s: &str) -> String {
+    s.lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| s.lines().last().unwrap_or(""))
+        .trim()
+        .to_string()
+}
+
+fn describe_figment_error(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!("key `{}`: ", e.path.join("."))
+            };
+            let from = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{key}{}{from}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn read_normalized(path: &Path) -> Result<toml::Value, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    Ok(normalize(value))
+}
+
+/// Folds NotifyBC's spellings into ours: camelCase keys become snake_case, and the
+/// `email` table of newer NotifyBC versions (`email.inboundSmtpServer`, `email.bounce`,
+/// `email.listUnsubscribeByEmail`) is lifted to the top level.
+pub fn normalize(value: toml::Value) -> toml::Value {
+    let mut value = snake_keys(value);
+    if let toml::Value::Table(top) = &mut value
+        && let Some(toml::Value::Table(email)) = top.remove("email")
+    {
+        for (k, v) in email {
+            top.entry(k).or_insert(v);
+        }
+    }
+    value
+}
+
+fn snake_keys(value: toml::Value) -> toml::Value {
+    match value {
+        toml::Value::Table(t) => toml::Value::Table(
+            t.into_iter()
+                .map(|(k, v)| (snake_case(&k), snake_keys(v)))
+                .collect(),
+        ),
+        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(snake_keys).collect()),
+        other => other,
+    }
+}
+
+/// `listeningSmtpPort` → `listening_smtp_port`; snake_case names pass unchanged.
+pub fn snake_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_load() {
+        let s = Settings::defaults().unwrap();
+        assert_eq!(s.api_base(), "http://localhost:3000/api");
+        assert_eq!(s.inbound_smtp_server.options.size, 1_000_000);
+        assert_eq!(s.bounce.unsub_threshold, 5);
+        assert!(s.inbound_smtp_server.listening_smtp_port.is_none());
+    }
+
+    #[test]
+    fn camel_case_aliases() {
+        let s = Settings::from_toml_str(
+            "internalHttpHost = 'http://notifybc:3000'\n\
+             [inboundSmtpServer]\nlisteningSmtpPort = 2525\ndomain = 'a.example, B.example'\n\
+             [email.bounce]\nunsubThreshold = 2\nsmtpStatusCodeRegex = '5\\.1\\.1'\n\
+             [email.listUnsubscribeByEmail]\nenabled = false\n",
+        )
+        .unwrap();
+        assert_eq!(s.inbound_smtp_server.listening_smtp_port, Some(2525));
+        assert_eq!(s.domains(), vec!["a.example", "b.example"]);
+        assert_eq!(s.bounce.unsub_threshold, 2);
+        assert_eq!(s.bounce.smtp_status_code_regex, "5\\.1\\.1");
+        assert!(!s.list_unsubscribe_by_email.enabled);
+        assert_eq!(s.api_base(), "http://notifybc:3000/api");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let e = Settings::from_toml_str("[inbound_smtp_server]\nlistening_smtp_port = 'abc'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("inbound_smtp_server.listening_smtp_port"), "{e}");
+        let e = Settings::from_toml_str("[bounce]\nsubject_regex = '(?=x)'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("bounce.subject_regex") && e.contains("look-around"),
+            "{e}"
+        );
+        let e = Settings::from_toml_str("[bounce]\nno_such_key = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no_such_key"), "{e}");
+        let e = Settings::from_toml_str("internal_http_host = 'notifybc'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("internal_http_host") && e.contains("\"notifybc\""),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn default_failed_recipient_regex_compiles() {
+        let s = Settings::defaults().unwrap();
+        let re = compile_regex("x", &s.bounce.failed_recipient_regex)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            re.find("Final-Recipient: rfc822; bar@foo.com")
+                .map(|m| m.as_str()),
+            Some("bar@foo.com")
+        );
+    }
+}

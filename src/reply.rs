@@ -1,0 +1,87 @@
+//! SMTP replies: a code, an RFC 3463 enhanced status code and a text a person can act on.
+
+use std::fmt;
+
+/// One SMTP reply. `enhanced` is empty for the greeting and EHLO, which carry none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub enhanced: &'static str,
+    pub text: String,
+}
+
+impl Reply {
+    pub fn new(code: u16, enhanced: &'static str, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            enhanced,
+            text: text.into(),
+        }
+    }
+
+    /// 250 2.0.0 with the given text.
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply::new(250, "2.0.0", text)
+    }
+
+    /// 451 4.3.0: a temporary failure; the sender keeps the message and retries.
+    pub fn temporary(text: impl Into<String>) -> Reply {
+        Reply::new(451, "4.3.0", text)
+    }
+
+    pub fn is_positive(&self) -> bool {
+        (200..400).contains(&self.code)
+    }
+
+    pub fn is_permanent_failure(&self) -> bool {
+        self.code >= 500
+    }
+
+    /// The reply as it goes on the wire, every line ending in CRLF.
+    pub fn to_wire(&self) -> String {
+        let mut out = String::new();
+        let lines: Vec<&str> = self
+            .text
+            .split('\n')
+            .map(|l| l.trim_end_matches('\r'))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
+            if self.enhanced.is_empty() {
+                out.push_str(&format!("{}{}{}\r\n", self.code, sep, line));
+            } else {
+                out.push_str(&format!(
+                    "{}{}{} {}\r\n",
+                    self.code, sep, self.enhanced, line
+                ));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.enhanced.is_empty() {
+            write!(f, "{} {}", self.code, self.text)
+        } else {
+            write!(f, "{} {} {}", self.code, self.enhanced, self.text)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multiline_wire_format() {
+        let r = Reply::new(250, "", "mx.example\nPIPELINING\nSIZE 100");
+        assert_eq!(
+            r.to_wire(),
+            "250-mx.example\r\n250-PIPELINING\r\n250 SIZE 100\r\n"
+        );
+        let r = Reply::new(550, "5.1.1", "no such user");
+        assert_eq!(r.to_wire(), "550 5.1.1 no such user\r\n");
+    }
+}
