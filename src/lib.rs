@@ -6,3 +6,5 @@ pub mod classify;
 pub mod config;
 pub mod flows;
 pub mod reply;
+pub mod server;
+pub mod tls;
