@@ -6,4 +6,5 @@ pub mod classify;
 pub mod config;
 pub mod flows;
 pub mod limiter;
+pub mod metrics;
 pub mod reply;
