@@ -6,5 +6,6 @@ pub mod classify;
 pub mod config;
 pub mod flows;
 pub mod limiter;
+pub mod logging;
 pub mod metrics;
 pub mod reply;
