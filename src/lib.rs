@@ -8,4 +8,5 @@ pub mod flows;
 pub mod limiter;
 pub mod logging;
 pub mod metrics;
+pub mod ops;
 pub mod reply;
