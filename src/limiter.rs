@@ -111,9 +111,14 @@ impl FailedUnsubscribeLimiter {
         Self::with_max_tracked(threshold, window, Self::DEFAULT_MAX_TRACKED)
     }
 
+    /// Longest window taken; longer ones are cut to it so that `now + window` cannot
+    /// overflow whatever `failed_unsubscribe_window_secs` says.
+    pub const MAX_WINDOW: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
     /// Like [`Self::new`], remembering at most `max_tracked` client keys (rounded up to a
     /// multiple of the shard count).
     pub fn with_max_tracked(threshold: usize, window: Duration, max_tracked: usize) -> Self {
+        let window = window.min(Self::MAX_WINDOW);
         let now = Instant::now();
         FailedUnsubscribeLimiter {
             threshold,
@@ -442,6 +447,16 @@ mod tests {
         l.record_failure(ip("2001:db8::2"));
         assert!(l.is_blocked(ip("2001:db8::3")));
         assert!(!l.is_blocked(ip("2001:db8:0:1::1")));
+    }
+
+    #[test]
+    fn an_absurdly_long_window_is_cut_rather_than_overflowing() {
+        let l = FailedUnsubscribeLimiter::new(2, Duration::from_secs(u64::MAX));
+        let a = ip("192.0.2.1");
+        l.record_failure(a);
+        assert!(l.record_failure(a));
+        assert!(l.is_blocked(a));
+        assert!(l.blocked_for(a).unwrap() <= FailedUnsubscribeLimiter::MAX_WINDOW);
     }
 
     #[test]
