@@ -21,6 +21,8 @@ use super::io::{BoxStream, write_all_timeout};
 use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
 use super::shutdown::Phase;
 use crate::flows::Envelope;
+use crate::logging;
+use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
 use crate::reply::Reply;
 
 /// Why a connection ended early.
@@ -61,7 +63,6 @@ pub struct Connection {
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     session: Session,
-    peer: SocketAddr,
     session_deadline: Instant,
     /// Skipping the rest of an over-long line.
     discarding: bool,
@@ -71,7 +72,6 @@ impl Connection {
     pub fn new(
         ctx: Arc<Context>,
         stream: BoxStream,
-        peer: SocketAddr,
         client: SocketAddr,
         tls_active: bool,
         starttls_available: bool,
@@ -87,7 +87,6 @@ impl Connection {
             rbuf: BytesMut::with_capacity(4096),
             wbuf: Vec::with_capacity(1024),
             session,
-            peer,
             session_deadline,
             discarding: false,
         }
@@ -110,20 +109,31 @@ impl Connection {
             "",
             format!("{} ESMTP notify-inbound", self.ctx.hostname),
         );
+        self.ctx
+            .metrics
+            .smtp_reply(CommandClass::Greeting, greeting.code);
         self.queue(&greeting);
         self.flush().await?;
         loop {
             let line = match self.next_line().await {
                 Ok(line) => line,
                 Err(ConnError::Timeout) => {
-                    let text = if Instant::now() >= self.session_deadline {
-                        "session time limit reached, closing"
+                    let (text, reason) = if Instant::now() >= self.session_deadline {
+                        (
+                            "session time limit reached, closing",
+                            AbortReason::SessionTimeout,
+                        )
                     } else {
-                        "timeout waiting for a command, closing"
+                        (
+                            "timeout waiting for a command, closing",
+                            AbortReason::CommandTimeout,
+                        )
                     };
+                    self.ctx.metrics.session_aborted(reason);
                     return self.close_with(Reply::new(421, "4.4.2", text)).await;
                 }
                 Err(ConnError::Shutdown) => {
+                    self.ctx.metrics.session_aborted(AbortReason::Shutdown);
                     return self
                         .close_with(Reply::new(
                             421,
@@ -134,14 +144,20 @@ impl Connection {
                 }
                 Err(e) => return Err(e),
             };
-            let action = match line {
-                Line::TooLong => self.session.line_too_long(&self.ctx.session_cfg),
+            let (class, action) = match line {
+                Line::TooLong => (
+                    CommandClass::Unknown,
+                    self.session.line_too_long(&self.ctx.session_cfg),
+                ),
                 Line::Command(line) => {
                     let guard = self.ctx.guard.as_deref();
-                    self.session
-                        .handle(&line, &self.ctx.session_cfg, &self.ctx.router, guard)
+                    let action =
+                        self.session
+                            .handle(&line, &self.ctx.session_cfg, &self.ctx.router, guard);
+                    (command_class(&line), action)
                 }
             };
+            self.record(class, &action);
             match action {
                 Action::Reply(reply) => {
                     self.queue(&reply);
@@ -158,7 +174,33 @@ impl Connection {
                 Action::Data(reply) => {
                     self.queue(&reply);
                     self.flush().await?;
-                    let reply = self.receive_message().await?;
+                    let reply = match self.receive_message().await {
+                        Ok(reply) => reply,
+                        Err(ConnError::Timeout) => {
+                            self.ctx.metrics.session_aborted(AbortReason::DataTimeout);
+                            return self
+                                .close_with(Reply::new(
+                                    421,
+                                    "4.4.2",
+                                    "timeout reading the message, closing",
+                                ))
+                                .await;
+                        }
+                        Err(ConnError::Shutdown) => {
+                            self.ctx.metrics.session_aborted(AbortReason::Shutdown);
+                            return self
+                                .close_with(Reply::new(
+                                    421,
+                                    "4.3.2",
+                                    "server shutting down, try again later",
+                                ))
+                                .await;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    self.ctx
+                        .metrics
+                        .smtp_reply(CommandClass::Message, reply.code);
                     self.queue(&reply);
                     if !self.rbuf.contains(&b'\n') {
                         self.flush().await?;
@@ -170,6 +212,23 @@ impl Connection {
                     self.flush().await?;
                 }
             }
+        }
+    }
+
+    /// Counts the reply to one command, and why the session closes if it does.
+    fn record(&mut self, class: CommandClass, action: &Action) {
+        let m = &self.ctx.metrics;
+        match action {
+            Action::Reply(r) | Action::Close(r) | Action::StartTls(r) | Action::Data(r) => {
+                m.smtp_reply(class, r.code)
+            }
+            Action::Xclient(_) => {}
+        }
+        if let Some(reason) = self.session.rcpt_refusal.take() {
+            m.rcpt_rejected(reason);
+        }
+        if let Some(reason) = self.session.abort.take() {
+            m.session_aborted(reason);
         }
     }
 
@@ -271,7 +330,11 @@ impl Connection {
         self.rbuf.clear();
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
         let timeout = Duration::from_secs(self.limits().command_timeout_secs);
-        let tls_stream = match tokio::time::timeout(timeout, tls.acceptor().accept(plain)).await {
+        let result = tokio::time::timeout(timeout, tls.acceptor().accept(plain)).await;
+        self.ctx
+            .metrics
+            .tls_handshake(HandshakeMode::Starttls, matches!(result, Ok(Ok(_))));
+        let tls_stream = match result {
             Ok(Ok(s)) => s,
             Ok(Err(e)) => return Err(ConnError::Tls(e)),
             Err(_) => return Err(ConnError::Timeout),
@@ -296,31 +359,67 @@ impl Connection {
             return Ok(Reply::new(503, "5.5.1", "no transaction"));
         };
         if body.oversize {
-            self.log_refusal(&tx, 552, "oversize", body.size);
-            return Ok(Reply::new(
+            let reply = Reply::new(
                 552,
                 "5.3.4",
                 format!("message too big (limit {limit} bytes)"),
-            ));
+            );
+            self.log_refusal(&tx, &reply, body.size);
+            return Ok(reply);
         }
         if body.smuggling {
-            self.log_refusal(&tx, 550, "bare_line_ending", body.size);
-            return Ok(Reply::new(
+            let reply = Reply::new(
                 550,
                 "5.6.0",
                 "message refused: bare CR or LF around a lone dot; use CRLF line endings",
-            ));
+            );
+            self.log_refusal(&tx, &reply, body.size);
+            return Ok(reply);
         }
-        Ok(self.deliver(tx, body.bytes).await)
-    }
-
-    fn log_refusal(&self, tx: &Transaction, code: u16, outcome: &str, size: usize) {
+        let started = std::time::Instant::now();
         let kind = tx
             .recipients
             .first()
-            .map(|r| r.kind.as_str())
-            .unwrap_or("postmaster");
-        tracing::info!(client = %self.session.client, peer = %self.peer, kind, outcome, code, size, "message refused");
+            .map(|r| MessageKind::from(r.kind))
+            .unwrap_or(MessageKind::Postmaster);
+        let unsubscribe = kind == MessageKind::Un;
+        let size = body.bytes.len();
+        let reply = self.deliver(tx, body.bytes).await;
+        if unsubscribe && reply.is_permanent_failure() {
+            // The API said the code or the address is wrong: one more guess from this client.
+            self.ctx
+                .failed_unsubscribes
+                .record_failure(self.session.client);
+        }
+        self.ctx
+            .metrics
+            .message(kind, MessageOutcome::from_code(reply.code));
+        logging::transaction(&logging::Transaction {
+            client: self.session.client,
+            kind,
+            reply: &reply,
+            size,
+            elapsed: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    fn log_refusal(&self, tx: &Transaction, reply: &Reply, size: usize) {
+        let kind = tx
+            .recipients
+            .first()
+            .map(|r| MessageKind::from(r.kind))
+            .unwrap_or(MessageKind::Postmaster);
+        self.ctx
+            .metrics
+            .message(kind, MessageOutcome::from_code(reply.code));
+        logging::transaction(&logging::Transaction {
+            client: self.session.client,
+            kind,
+            reply,
+            size,
+            elapsed: std::time::Duration::ZERO,
+        });
     }
 
     async fn deliver(&self, tx: Transaction, message: Vec<u8>) -> Reply {
@@ -406,6 +505,38 @@ impl Connection {
             }
             self.fill(deadline, true).await?;
         }
+    }
+}
+
+/// The metrics class of a command line, from its verb.
+fn command_class(line: &[u8]) -> CommandClass {
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    let verb = &line[..end];
+    let is = |v: &str| verb.eq_ignore_ascii_case(v.as_bytes());
+    if is("EHLO") || is("HELO") {
+        CommandClass::Helo
+    } else if is("MAIL") {
+        CommandClass::Mail
+    } else if is("RCPT") {
+        CommandClass::Rcpt
+    } else if is("DATA") {
+        CommandClass::Data
+    } else if is("RSET") {
+        CommandClass::Rset
+    } else if is("NOOP") {
+        CommandClass::Noop
+    } else if is("VRFY") || is("EXPN") {
+        CommandClass::Vrfy
+    } else if is("HELP") {
+        CommandClass::Help
+    } else if is("STARTTLS") {
+        CommandClass::Starttls
+    } else if is("XCLIENT") {
+        CommandClass::Xclient
+    } else if is("QUIT") {
+        CommandClass::Quit
+    } else {
+        CommandClass::Unknown
     }
 }
 

@@ -18,6 +18,8 @@ use tokio::sync::Notify;
 use crate::address::Router;
 use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
+use crate::limiter::{ConnectionLimiter, FailedUnsubscribeLimiter};
+use crate::metrics::{HandshakeMode, ListenerMetrics, Metrics, RejectReason};
 use crate::reply::Reply;
 use crate::tls::{TlsError, TlsProvider};
 use connection::Connection;
@@ -49,7 +51,25 @@ pub struct Context {
     pub tls: Option<Arc<TlsProvider>>,
     pub guard: Option<Arc<dyn RcptGuard>>,
     pub shutdown: Shutdown,
+    pub metrics: Arc<Metrics>,
+    pub connections: ConnectionLimiter,
+    pub failed_unsubscribes: Arc<FailedUnsubscribeLimiter>,
     tracker: Tracker,
+}
+
+impl RcptGuard for FailedUnsubscribeLimiter {
+    fn check(&self, client: IpAddr, _recipient: &crate::address::Recipient) -> Option<Reply> {
+        self.blocked_for(client).map(|wait| {
+            Reply::new(
+                450,
+                "4.7.1",
+                format!(
+                    "too many refused unsubscribe attempts from {client}; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )
+        })
+    }
 }
 
 /// Counts live connections so shutdown can wait for them.
@@ -89,6 +109,7 @@ impl Server {
     pub async fn start(
         settings: Arc<Settings>,
         deliver: Arc<dyn Deliver>,
+        metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
         let listeners = settings.listeners();
         let wants_tls = listeners.iter().any(|l| l.tls != TlsMode::None);
@@ -111,7 +132,9 @@ impl Server {
             .as_ref()
             .and_then(|t| t.spawn_reloader(Duration::from_secs(5)));
         let s = &settings.inbound_smtp_server;
+        let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
         let ctx = Arc::new(Context {
+            metrics,
             session_cfg: SessionConfig {
                 hostname: settings.hostname(),
                 size_limit: s.options.size,
@@ -124,7 +147,9 @@ impl Server {
             hostname: settings.hostname(),
             deliver,
             tls,
-            guard: None,
+            guard: Some(failed_unsubscribes.clone() as Arc<dyn RcptGuard>),
+            failed_unsubscribes,
+            connections: ConnectionLimiter::from_limits(&s.limits),
             shutdown: Shutdown::new(),
             tracker: Tracker::default(),
             settings: settings.clone(),
@@ -150,7 +175,8 @@ impl Server {
                 addr: local,
                 settings: l.clone(),
             });
-            accept_tasks.push(tokio::spawn(accept_loop(ctx.clone(), listener, l)));
+            let metrics = ctx.metrics.listener(&local.to_string());
+            accept_tasks.push(tokio::spawn(accept_loop(ctx.clone(), listener, l, metrics)));
         }
         Ok(Server {
             ctx,
@@ -207,7 +233,12 @@ impl Server {
     }
 }
 
-async fn accept_loop(ctx: Arc<Context>, listener: TcpListener, settings: ListenerSettings) {
+async fn accept_loop(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    settings: ListenerSettings,
+    metrics: ListenerMetrics,
+) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -223,10 +254,12 @@ async fn accept_loop(ctx: Arc<Context>, listener: TcpListener, settings: Listene
         }
         let _ = stream.set_nodelay(true);
         ctx.tracker.active.fetch_add(1, Ordering::AcqRel);
+        let open = metrics.connection_opened();
         let ctx = ctx.clone();
         let settings = settings.clone();
         tokio::spawn(async move {
             let _active = Active(&ctx.tracker);
+            let _open = open;
             handle(&ctx, stream, peer, &settings).await;
         });
     }
@@ -239,23 +272,25 @@ async fn handle(
     listener: &ListenerSettings,
 ) {
     let limits = &ctx.settings.inbound_smtp_server.limits;
-    let max = limits.max_connections;
-    if ctx.tracker.active.load(Ordering::Acquire) > max {
-        refuse(
-            ctx,
-            Box::new(stream),
-            Reply::new(421, "4.7.0", "too many connections, try again later"),
-        )
-        .await;
-        return;
-    }
     let client = peer;
+    let _permit = match ctx.connections.try_acquire(client.ip()) {
+        Ok(permit) => permit,
+        Err(e) => {
+            ctx.metrics.connection_rejected(RejectReason::from(e));
+            let reply = Reply::new(421, "4.7.0", e.to_string());
+            refuse(ctx, Box::new(stream), reply).await;
+            return;
+        }
+    };
     let mut stream: BoxStream = Box::new(stream);
     let tls_active = listener.tls == TlsMode::Implicit;
     if tls_active {
         let Some(tls) = ctx.tls.clone() else { return };
         let timeout = Duration::from_secs(limits.command_timeout_secs);
-        match tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await {
+        let result = tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
+        ctx.metrics
+            .tls_handshake(HandshakeMode::Implicit, matches!(result, Ok(Ok(_))));
+        match result {
             Ok(Ok(s)) => stream = Box::new(s),
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "TLS handshake failed");
@@ -268,15 +303,7 @@ async fn handle(
         }
     }
     let starttls = listener.tls == TlsMode::Starttls && ctx.tls.is_some();
-    let conn = Connection::new(
-        ctx.clone(),
-        stream,
-        peer,
-        client,
-        tls_active,
-        starttls,
-        false,
-    );
+    let conn = Connection::new(ctx.clone(), stream, client, tls_active, starttls, false);
     if let Err(e) = conn.run().await {
         tracing::debug!(%peer, error = %e, "connection ended");
     }

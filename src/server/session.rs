@@ -7,7 +7,8 @@ use std::net::IpAddr;
 
 use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Request};
 
-use crate::address::{Kind, Recipient, Route, Router};
+use crate::address::{Kind, Recipient, Refusal, Route, Router};
+use crate::metrics::{AbortReason, RcptReason};
 use crate::reply::Reply;
 
 /// Command lines longer than this (CRLF included) get `500 5.5.2` (RFC 5321 §4.5.3.1.4).
@@ -69,6 +70,10 @@ pub struct Session {
     pub starttls_available: bool,
     pub xclient_allowed: bool,
     pub transaction: Option<Transaction>,
+    /// Why the last RCPT was refused, for the metrics; taken by the connection.
+    pub rcpt_refusal: Option<RcptReason>,
+    /// Why the session decided to close, for the metrics.
+    pub abort: Option<AbortReason>,
     commands: usize,
     errors: usize,
     transactions: usize,
@@ -83,6 +88,8 @@ impl Session {
             starttls_available,
             xclient_allowed: false,
             transaction: None,
+            rcpt_refusal: None,
+            abort: None,
             commands: 0,
             errors: 0,
             transactions: 0,
@@ -124,6 +131,7 @@ impl Session {
     ) -> Action {
         self.commands += 1;
         if self.commands > cfg.max_commands {
+            self.abort = Some(AbortReason::TooManyCommands);
             return Action::Close(Reply::new(421, "4.7.0", "too many commands, closing"));
         }
         if let Some(action) = self.special(line) {
@@ -186,6 +194,7 @@ impl Session {
         let word = &line[..word_end];
         for verb in [&b"CONNECT"[..], b"GET", b"POST", b"HEAD", b"PUT"] {
             if word.eq_ignore_ascii_case(verb) {
+                self.abort = Some(AbortReason::HttpCommand);
                 return Some(Action::Close(Reply::new(
                     421,
                     "4.7.0",
@@ -205,6 +214,7 @@ impl Session {
     fn error(&mut self, cfg: &SessionConfig, reply: Reply) -> Action {
         self.errors += 1;
         if self.errors >= cfg.max_errors {
+            self.abort = Some(AbortReason::TooManyErrors);
             return Action::Close(Reply::new(
                 421,
                 "4.7.0",
@@ -303,6 +313,7 @@ impl Session {
             );
         }
         if self.transactions >= cfg.max_transactions {
+            self.abort = Some(AbortReason::TooManyTransactions);
             return Action::Close(Reply::new(
                 421,
                 "4.7.0",
@@ -348,7 +359,14 @@ impl Session {
         };
         let route = match router.route(address) {
             Ok(route) => route,
-            Err(reply) => return self.error(cfg, reply),
+            Err(refusal) => {
+                self.rcpt_refusal = Some(match refusal {
+                    Refusal::Unknown => RcptReason::UnknownRecipient,
+                    Refusal::NotOurDomain => RcptReason::RelayDenied,
+                    Refusal::Disabled => RcptReason::Disabled,
+                });
+                return self.error(cfg, refusal.reply(address));
+            }
         };
         match route {
             Route::Postmaster => {
@@ -359,6 +377,7 @@ impl Session {
             }
             Route::Notify(recipient) => {
                 if tx.recipients.len() >= cfg.max_recipients {
+                    self.rcpt_refusal = Some(RcptReason::TooManyRecipients);
                     return Action::Reply(Reply::new(
                         452,
                         "4.5.3",
@@ -368,6 +387,7 @@ impl Session {
                 if recipient.kind == Kind::Unsubscribe
                     && let Some(refusal) = guard.and_then(|g| g.check(self.client, &recipient))
                 {
+                    self.rcpt_refusal = Some(RcptReason::RateLimited);
                     return Action::Reply(refusal);
                 }
                 if let Some(tx) = &mut self.transaction {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use notify_inbound::config::Settings;
 use notify_inbound::flows::{Deliver, Envelope};
+use notify_inbound::metrics::Metrics;
 use notify_inbound::reply::Reply;
 use notify_inbound::server::Server;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -77,7 +78,7 @@ pub fn settings(extra: &str) -> Settings {
 }
 
 pub async fn start(settings: Settings, deliver: Arc<dyn Deliver>) -> Server {
-    Server::start(Arc::new(settings), deliver)
+    Server::start(Arc::new(settings), deliver, Arc::new(Metrics::new()))
         .await
         .expect("server starts")
 }
