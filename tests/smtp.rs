@@ -299,3 +299,54 @@ async fn connection_limit_answers_421() {
     assert_eq!(code(&d.reply().await), 220);
     let _ = Arc::strong_count(&rec);
 }
+
+#[tokio::test]
+async fn refused_unsubscribes_from_one_client_are_rate_limited() {
+    let rec = Recorder::new();
+    *rec.reply.lock().unwrap() = Reply::new(550, "5.7.1", "wrong code");
+    let server = start(
+        settings("[inbound_smtp_server.limits]\nfailed_unsubscribe_threshold = 3\nfailed_unsubscribe_window_secs = 600\n"),
+        rec.clone(),
+    )
+    .await;
+    let mut c = Client::connect(server.addr(TlsMode::Starttls).unwrap()).await;
+    c.reply().await;
+    c.cmd("EHLO client.example").await;
+    for i in 0..3 {
+        c.cmd("MAIL FROM:<bar@foo.com>").await;
+        assert_eq!(
+            code(&c.cmd(&format!("RCPT TO:<un-1-{i}@notify.example>")).await),
+            250
+        );
+        c.cmd("DATA").await;
+        assert_eq!(code(&c.cmd("Subject: x\r\n\r\n.").await), 550);
+    }
+    c.cmd("MAIL FROM:<bar@foo.com>").await;
+    let r = c.cmd("RCPT TO:<un-1-99999@notify.example>").await;
+    assert!(r.starts_with("450 4.7.1"), "{r}");
+    // Bounces are not affected.
+    assert_eq!(
+        code(&c.cmd("RCPT TO:<bn-1-99999@notify.example>").await),
+        250
+    );
+    assert_eq!(rec.count(), 3);
+}
+
+#[tokio::test]
+async fn per_address_connection_limit_answers_421() {
+    let rec = Recorder::new();
+    let server = start(
+        settings("[inbound_smtp_server.limits]\nmax_connections_per_ip = 1\n"),
+        rec.clone(),
+    )
+    .await;
+    let addr = server.addr(TlsMode::Starttls).unwrap();
+    let mut a = Client::connect(addr).await;
+    assert_eq!(code(&a.reply().await), 220);
+    let mut b = Client::connect(addr).await;
+    let r = b.reply().await;
+    assert!(
+        r.starts_with("421 4.7.0") && r.contains("your address"),
+        "{r}"
+    );
+}
