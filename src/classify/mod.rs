@@ -11,14 +11,17 @@
 //!   drive the options beyond NotifyBC (`[bounce]` in the configuration).
 
 mod arf;
+pub mod cli;
 mod dsn;
 mod notifybc;
+mod prose;
 mod reason;
 mod recognise;
 mod text;
 
 use serde::{Deserialize, Serialize};
 
+pub use cli::{OutputFormat, run_cli};
 pub use notifybc::{Assessment, Filters, assess};
 
 /// What a message is, as far as bounce processing is concerned.

@@ -66,6 +66,60 @@ fn memchr_dot(b: &[u8]) -> Option<usize> {
     b.iter().position(|&c| c == b'.')
 }
 
+/// The first three-digit SMTP reply code (`550`) standing alone at the start of a word.
+pub(crate) fn find_reply_code(s: &str) -> Option<&str> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i + 3 <= b.len() {
+        if matches!(b[i], b'2' | b'4' | b'5')
+            && b[i + 1].is_ascii_digit()
+            && b[i + 2].is_ascii_digit()
+            && (i == 0 || !b[i - 1].is_ascii_alphanumeric() && b[i - 1] != b'.')
+            && (i + 3 == b.len() || matches!(b[i + 3], b' ' | b'-' | b'\t' | b'\r' | b'\n'))
+        {
+            return Some(&s[i..i + 3]);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Whether `s` starts with `prefix`, ASCII case-insensitively (never slices inside a
+/// character).
+pub(crate) fn starts_with_ci(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
+/// ASCII case-insensitive substring search; `needle` must be lower-case.
+pub(crate) fn contains_ci(haystack: &str, needle: &str) -> bool {
+    find_ci(haystack, needle).is_some()
+}
+
+/// Position of the first ASCII case-insensitive occurrence; `needle` must be lower-case.
+pub(crate) fn find_ci(haystack: &str, needle: &str) -> Option<usize> {
+    let h = haystack.as_bytes();
+    let n = needle.as_bytes();
+    if n.is_empty() {
+        return Some(0);
+    }
+    if h.len() < n.len() {
+        return None;
+    }
+    let first = n[0];
+    let upper = first.to_ascii_uppercase();
+    let mut i = 0;
+    while i + n.len() <= h.len() {
+        let c = h[i];
+        if (c == first || c == upper) && h[i..i + n.len()].eq_ignore_ascii_case(n) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Removes what surrounds an address in reports: `<>`, quotes, `mailto:`, trailing
 /// punctuation and comments.
 pub(crate) fn clean_address(s: &str) -> &str {
@@ -173,5 +227,17 @@ mod tests {
         assert_eq!(clean_address(" <A@B.example> "), "A@B.example");
         assert_eq!(clean_address("\"Name\" <a@b.example>"), "a@b.example");
         assert_eq!(clean_address("a@b.example (comment)"), "a@b.example");
+    }
+    #[test]
+    fn reply_codes() {
+        assert_eq!(find_reply_code("host said: 550-Mailbox"), Some("550"));
+        assert_eq!(find_reply_code("id 12550 x"), None);
+    }
+
+    #[test]
+    fn case_insensitive_find() {
+        assert!(contains_ci("User Unknown here", "user unknown"));
+        assert_eq!(find_ci("xxABC", "abc"), Some(2));
+        assert!(!contains_ci("ab", "abc"));
     }
 }
