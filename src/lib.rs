@@ -5,4 +5,5 @@ pub mod address;
 pub mod classify;
 pub mod config;
 pub mod flows;
+pub mod proxy;
 pub mod reply;
