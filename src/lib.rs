@@ -1,9 +1,11 @@
 //! notify-inbound: a receive-only SMTP server that turns list-unsubscribe emails and
 //! bounces into calls on a NotifyBC-style notification service API.
 
+pub mod access;
 pub mod address;
 pub mod classify;
 pub mod config;
 pub mod flows;
 pub mod proxy;
 pub mod reply;
+pub mod xclient;
