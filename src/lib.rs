@@ -1,6 +1,7 @@
 //! notify-inbound: a receive-only SMTP server that turns list-unsubscribe emails and
 //! bounces into calls on a NotifyBC-style notification service API.
 
+pub mod access;
 pub mod address;
 pub mod classify;
 pub mod config;
@@ -9,6 +10,8 @@ pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod proxy;
 pub mod reply;
 pub mod server;
 pub mod tls;
+pub mod xclient;
