@@ -133,9 +133,11 @@ impl Server {
         } else {
             None
         };
-        let reloader = tls
-            .as_ref()
-            .and_then(|t| t.spawn_reloader(Duration::from_secs(5)));
+        let reloader = tls.as_ref().and_then(|t| {
+            t.spawn_reloader(Duration::from_secs(
+                settings.inbound_smtp_server.tls_reload_interval_secs,
+            ))
+        });
         let s = &settings.inbound_smtp_server;
         let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
         let ctx = Arc::new(Context {
