@@ -2,6 +2,7 @@
 //! bounces into calls on a NotifyBC-style notification service API.
 
 pub mod address;
+pub mod api;
 pub mod classify;
 pub mod config;
 pub mod flows;
