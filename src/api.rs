@@ -240,6 +240,12 @@ impl UnsubscribeOutcome {
     }
 }
 
+/// An answer whose body may still be read, with the permit that counts it as in flight.
+struct Call {
+    response: reqwest::Response,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+}
+
 /// The shared API client. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiClient {
@@ -350,11 +356,12 @@ impl ApiClient {
         if all_services {
             query.push_str("&additionalServices=_all");
         }
-        let response = self
+        let call = self
             .send(Method::GET, &path, Some(&query), None, |r| {
                 r.header("is_anonymous", "true")
             })
             .await?;
+        let response = &call.response;
         let status = response.status();
         if status.is_success() {
             return Ok(UnsubscribeOutcome::Done);
@@ -419,24 +426,24 @@ impl ApiClient {
     /// `POST /bounces`; returns the created record (with its id).
     pub async fn create_bounce(&self, bounce: &NewBounce<'_>) -> Result<Bounce, ApiError> {
         let body = serde_json::to_vec(bounce).map_err(|e| ApiError::Client(e.to_string()))?;
-        let response = self
+        let call = self
             .send(Method::POST, "/bounces", None, Some(body), |r| r)
             .await?;
-        let status = response.status();
+        let status = call.response.status();
         if !status.is_success() {
             return Err(ApiError::status_of(Method::POST, "/bounces", status));
         }
-        self.read_json(Method::POST, "/bounces", response).await
+        self.read_json(Method::POST, "/bounces", call).await
     }
 
     /// `PATCH /bounces/{id}` with a JSON object body.
     pub async fn patch_bounce(&self, id: &str, body: &Value) -> Result<(), ApiError> {
         let path = format!("/bounces/{}", path_segment(id)?);
         let body = serde_json::to_vec(body).map_err(|e| ApiError::Client(e.to_string()))?;
-        let response = self
+        let call = self
             .send(Method::PATCH, &path, None, Some(body), |r| r)
             .await?;
-        let status = response.status();
+        let status = call.response.status();
         if !status.is_success() {
             return Err(ApiError::status_of(Method::PATCH, &path, status));
         }
@@ -449,17 +456,18 @@ impl ApiClient {
         filter: &str,
     ) -> Result<T, ApiError> {
         let query = format!("filter={}", query_component(filter));
-        let response = self
+        let call = self
             .send(Method::GET, path, Some(&query), None, |r| r)
             .await?;
-        let status = response.status();
+        let status = call.response.status();
         if !status.is_success() {
             return Err(ApiError::status_of(Method::GET, path, status));
         }
-        self.read_json(Method::GET, path, response).await
+        self.read_json(Method::GET, path, call).await
     }
 
-    /// Sends one request under a permit. `path` is already encoded; `query` too.
+    /// Sends one request under a permit, held until the answer is read. `path` and `query`
+    /// are already encoded.
     async fn send(
         &self,
         method: Method,
@@ -467,9 +475,10 @@ impl ApiClient {
         query: Option<&str>,
         json_body: Option<Vec<u8>>,
         extra: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
-    ) -> Result<reqwest::Response, ApiError> {
+    ) -> Result<Call, ApiError> {
         let timeout = Duration::from_millis(self.timeout_ms);
-        let _permit = match tokio::time::timeout(timeout, self.permits.acquire()).await {
+        let permit = match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await
+        {
             Ok(Ok(permit)) => permit,
             // The semaphore is never closed; treat it like a full one.
             Ok(Err(_)) | Err(_) => {
@@ -489,19 +498,23 @@ impl ApiClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        request
+        let response = request
             .send()
             .await
-            .map_err(|e| self.transport_error(method, path, e))
+            .map_err(|e| self.transport_error(method, path, e))?;
+        Ok(Call {
+            response,
+            _permit: permit,
+        })
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        response: reqwest::Response,
+        call: Call,
     ) -> Result<T, ApiError> {
-        let bytes = response.bytes().await.map_err(|e| {
+        let bytes = call.response.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 ApiError::Timeout {
                     method: method.clone(),
