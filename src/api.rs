@@ -332,6 +332,12 @@ impl ApiClient {
         })
     }
 
+    /// The underlying HTTP client (same TLS set-up, pool and timeouts), for a readiness
+    /// probe. Its requests already carry the configured `Authorization` header.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
     /// The base URL every path is appended to.
     pub fn base(&self) -> &str {
         &self.base

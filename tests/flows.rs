@@ -656,6 +656,87 @@ async fn bn_concurrent_bounces_for_one_address_lose_no_increment() {
     assert_eq!(records[0].bounce_messages.len(), 16);
 }
 
+/// An RFC 5965 abuse report about a notification sent to the subscriber.
+fn arf_complaint() -> String {
+    [
+        "From: Abuse Desk <abuse@mailbox.example>",
+        "To: bn-1-12345@invalid.local",
+        "Subject: Abuse report",
+        "Message-ID: <arf-1@mailbox.example>",
+        "MIME-Version: 1.0",
+        "Content-Type: multipart/report; report-type=feedback-report; boundary=\"arf\"",
+        "",
+        "--arf",
+        "Content-Type: text/plain",
+        "",
+        "This is an email abuse report for a message received from 192.0.2.1.",
+        "",
+        "--arf",
+        "Content-Type: message/feedback-report",
+        "",
+        "Feedback-Type: abuse",
+        "User-Agent: ReportGenerator/1.0",
+        "Version: 1",
+        "Original-Rcpt-To: <bar@foo.com>",
+        "",
+        "--arf",
+        "Content-Type: message/rfc822",
+        "",
+        "From: notify@invalid.local",
+        "To: bar@foo.com",
+        "Subject: Your notification",
+        "",
+        "Hello.",
+        "--arf--",
+        "",
+    ]
+    .join("\r\n")
+}
+
+#[tokio::test]
+async fn bn_complaint_unsubscribes_everything_when_complaints_unsubscribe_is_on() {
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    let other = fake.add_subscription("otherService", SUBSCRIBER, "54321");
+    let p = processor(&fake, "[bounce]\ncomplaints_unsubscribe = true\n").await;
+    let report = arf_complaint();
+
+    let reply = p.deliver(&bn(&id, "12345"), report.as_bytes()).await;
+
+    assert_reply(&reply, 250, "2.0.0");
+    assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
+    assert_eq!(fake.subscription(&other).unwrap().state, "deleted");
+    let records = fake.bounces_of(SUBSCRIBER);
+    assert_eq!(records.len(), 1);
+    assert_eq!(records[0].state, "deleted");
+    assert_eq!(records[0].hard_bounce_count, 0);
+    assert_eq!(records[0].bounce_messages[0].message, report);
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r.uri.ends_with("&additionalServices=_all"))
+    );
+}
+
+#[tokio::test]
+async fn bn_complaint_is_only_recorded_when_complaints_unsubscribe_is_off() {
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    let p = processor(&fake, "").await;
+    let report = arf_complaint();
+
+    let reply = p.deliver(&bn(&id, "12345"), report.as_bytes()).await;
+
+    assert_reply(&reply, 250, "2.0.0");
+    assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
+    let records = fake.bounces_of(SUBSCRIBER);
+    assert_eq!(
+        (records[0].state.as_str(), records[0].hard_bounce_count),
+        ("active", 0)
+    );
+    assert_eq!(records[0].bounce_messages.len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------
 // Faults behind us: 451 4.3.0, nothing applied, and a retry after recovery applies once
 // ---------------------------------------------------------------------------------------

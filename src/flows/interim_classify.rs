@@ -69,6 +69,14 @@ pub fn assess(raw: &[u8], filters: &Filters, subscriber: Option<&str>) -> Assess
         .or_else(|| message.body_html(0).map(|b| b.into_owned()))
         .or_else(|| message.body_text(0).map(|b| b.into_owned()))
         .unwrap_or_default();
+    let complaint = message.parts.iter().any(|p| {
+        p.content_type().is_some_and(|ct| {
+            ct.ctype().eq_ignore_ascii_case("message")
+                && ct
+                    .subtype()
+                    .is_some_and(|s| s.eq_ignore_ascii_case("feedback-report"))
+        })
+    });
     let mut bounced = filters
         .failed_recipient
         .as_ref()
@@ -101,6 +109,6 @@ pub fn assess(raw: &[u8], filters: &Filters, subscriber: Option<&str>) -> Assess
         counts,
         why: why.to_string(),
         bounced_addresses: bounced.into_iter().collect(),
-        complaint: false,
+        complaint,
     }
 }
