@@ -1087,6 +1087,40 @@ async fn a_wrong_access_token_gives_451_not_a_refusal() {
 }
 
 #[tokio::test]
+async fn client_certificate_authenticates_to_a_mutual_tls_api() {
+    let (fake, files) = FakeApi::start_mtls().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    let p = processor(&fake, &files.api_section()).await;
+
+    assert_reply(
+        &p.deliver(&bn(&id, "12345"), dsn().as_bytes()).await,
+        250,
+        "2.0.0",
+    );
+    assert_reply(
+        &p.deliver(&un(&id, "12345", SUBSCRIBER), b"x").await,
+        250,
+        "2.0.0",
+    );
+    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].hard_bounce_count, 1);
+    assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
+
+    // Trusting the CA without presenting a certificate: the handshake is refused, 451.
+    let other = fake.add_subscription("myService", "baz@foo.com", "12345");
+    let requests_before = fake.requests().len();
+    let without_cert = processor(&fake, &format!("[api]\nca_bundle = '{}'\n", files.ca)).await;
+    assert_reply(
+        &without_cert
+            .deliver(&un(&other, "12345", "baz@foo.com"), b"x")
+            .await,
+        451,
+        "4.3.0",
+    );
+    assert_eq!(fake.subscription(&other).unwrap().state, "confirmed");
+    assert_eq!(fake.requests().len(), requests_before);
+}
+
+#[tokio::test]
 async fn crafted_ids_codes_and_senders_never_reach_another_path() {
     let fake = FakeApi::start().await;
     let victim = fake.add_subscription("myService", SUBSCRIBER, "12345");

@@ -20,6 +20,9 @@
 //! whole server down (nothing listening), slow answers, fixed statuses, a seeded random
 //! share of failures, and answers lost after the effect was applied.
 //!
+//! [`FakeApi::start_mtls`] serves the same over TLS and requires a client certificate, for
+//! the mutual-TLS authentication of SPEC §5.
+//!
 //! Ids are `"1"`, `"2"`, ... per collection, like the records of NotifyBC's own tests.
 
 use std::collections::HashMap;
@@ -202,23 +205,58 @@ struct Running {
     task: JoinHandle<()>,
 }
 
+/// PEM files for talking to a mutual-TLS fake ([`FakeApi::start_mtls`]); they live as long
+/// as this value.
+pub struct MtlsFiles {
+    _dir: tempfile::TempDir,
+    /// The CA that signed the server's and the client's certificates (`api.ca_bundle`).
+    pub ca: String,
+    /// The client certificate (`api.client_cert`).
+    pub client_cert: String,
+    /// The client's private key (`api.client_key`).
+    pub client_key: String,
+}
+
+impl MtlsFiles {
+    /// The `[api]` section that authenticates with the client certificate.
+    pub fn api_section(&self) -> String {
+        format!(
+            "[api]\nclient_cert = '{}'\nclient_key = '{}'\nca_bundle = '{}'\n",
+            self.client_cert, self.client_key, self.ca
+        )
+    }
+}
+
 /// The fake NotifyBC API server. Dropping it stops the server.
 pub struct FakeApi {
     state: Shared,
     addr: SocketAddr,
+    tls: Option<Arc<rustls::ServerConfig>>,
     running: tokio::sync::Mutex<Option<Running>>,
 }
 
 impl FakeApi {
-    /// Starts the fake on a free loopback port.
+    /// Starts the fake on a free loopback port, plain HTTP.
     pub async fn start() -> FakeApi {
+        FakeApi::start_with(None).await
+    }
+
+    /// Starts the fake over HTTPS on `127.0.0.1`, accepting only clients that present a
+    /// certificate signed by the CA in the returned files.
+    pub async fn start_mtls() -> (FakeApi, MtlsFiles) {
+        let (config, files) = mtls_material();
+        (FakeApi::start_with(Some(Arc::new(config))).await, files)
+    }
+
+    async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> FakeApi {
         let state: Shared = Arc::default();
         let listener = bind("127.0.0.1:0".parse().unwrap()).await;
         let addr = listener.local_addr().unwrap();
-        let running = spawn(listener, state.clone());
+        let running = spawn(listener, tls.clone(), state.clone());
         FakeApi {
             state,
             addr,
+            tls,
             running: tokio::sync::Mutex::new(Some(running)),
         }
     }
@@ -227,10 +265,11 @@ impl FakeApi {
         self.addr
     }
 
-    /// `http://127.0.0.1:{port}`: the value for `internal_http_host` (`rest_api_root` is
-    /// the default `/api`).
+    /// `http://127.0.0.1:{port}` (`https://` for a TLS fake): the value for
+    /// `internal_http_host` (`rest_api_root` is the default `/api`).
     pub fn host_url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Configuration TOML pointing at this fake, followed by `extra` (which may open
@@ -386,7 +425,7 @@ impl FakeApi {
         let mut running = self.running.lock().await;
         if running.is_none() {
             let listener = bind(self.addr).await;
-            *running = Some(spawn(listener, self.state.clone()));
+            *running = Some(spawn(listener, self.tls.clone(), self.state.clone()));
         }
     }
 }
@@ -398,7 +437,11 @@ async fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
     socket.listen(1024).unwrap()
 }
 
-fn spawn(listener: tokio::net::TcpListener, state: Shared) -> Running {
+fn spawn(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    state: Shared,
+) -> Running {
     let app = Router::new()
         .route("/api/subscriptions", get(list_subscriptions))
         .route("/api/subscriptions/{id}", get(get_subscription))
@@ -409,14 +452,117 @@ fn spawn(listener: tokio::net::TcpListener, state: Shared) -> Running {
         .layer(from_fn_with_state(state.clone(), front))
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
+    let stopped = async {
+        let _ = stopped.await;
+    };
     let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await;
+        let _ = match tls {
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+            Some(config) => {
+                let listener = TlsListener {
+                    tcp: listener,
+                    acceptor: tokio_rustls::TlsAcceptor::from(config),
+                };
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }
+        };
     });
     Running { stop, task }
+}
+
+/// Accepts TCP connections and completes the TLS handshake; failed handshakes (a client
+/// without an acceptable certificate) are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                continue;
+            };
+            let handshake = self.acceptor.accept(tcp);
+            if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
+                return (tls, addr);
+            }
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, all fresh.
+fn mtls_material() -> (rustls::ServerConfig, MtlsFiles) {
+    use rcgen::{
+        BasicConstraints, CertificateParams, ExtendedKeyUsagePurpose, IsCa, KeyPair, SanType,
+    };
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut server_params = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server_params
+        .subject_alt_names
+        .push(SanType::IpAddress(std::net::IpAddr::V4(
+            std::net::Ipv4Addr::LOCALHOST,
+        )));
+    server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client_params = CertificateParams::new(vec!["notify-inbound".to_string()]).unwrap();
+    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client = client_params.signed_by(&client_key, &ca, &ca_key).unwrap();
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca.der().clone()).unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            vec![server.der().clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(server_key.serialize_der())),
+        )
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, pem: String| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, pem).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let files = MtlsFiles {
+        ca: write("ca.pem", ca.pem()),
+        client_cert: write("client.pem", client.pem()),
+        client_key: write("client.key", client_key.serialize_pem()),
+        _dir: dir,
+    };
+    (config, files)
 }
 
 /// Logs the request, checks the token and applies the first matching fault.
