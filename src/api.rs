@@ -145,6 +145,7 @@ impl ApiError {
                 ": not allowed; this call needs NotifyBC admin rights (adminIps, access \
                    token or client certificate)"
             }
+            404 => ": not found; check internal_http_host and rest_api_root",
             429 => ": rate limited; the sender will retry",
             500..=599 => ": the service failed; the sender will retry",
             _ => "",

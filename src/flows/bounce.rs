@@ -239,8 +239,12 @@ impl Processor {
         if window == 0 {
             return false;
         }
-        let since = Utc::now()
-            - chrono::Duration::seconds(i64::try_from(window).unwrap_or(i64::MAX / 1000));
+        // A window too large to subtract from now reaches back to the beginning of time.
+        let since = i64::try_from(window)
+            .ok()
+            .and_then(chrono::Duration::try_seconds)
+            .and_then(|w| Utc::now().checked_sub_signed(w))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         messages.iter().any(|m| {
             let recent = m
                 .get("date")
@@ -326,6 +330,25 @@ mod tests {
             header_value(b"To: a\n\nMessage-ID: <b>\n", "message-id"),
             None
         );
+    }
+
+    #[tokio::test]
+    async fn a_huge_count_window_does_not_overflow() {
+        let settings = crate::config::Settings::from_toml_str(&format!(
+            "[bounce]\ncount_window_secs = {}\n",
+            i64::MAX
+        ))
+        .unwrap();
+        let p = Processor::new(&settings).unwrap();
+        let old = json!({"date": "1970-01-02T00:00:00.000Z",
+            "message": "Subject: x\r\n\r\nStatus: 5.1.1\r\nFinal-Recipient: rfc822; a@b.example\r\n"});
+        assert!(p.counted_within_window(&[old], "a@b.example"));
+        let p = Processor::new(
+            &crate::config::Settings::from_toml_str("[bounce]\ncount_window_secs = 60\n").unwrap(),
+        )
+        .unwrap();
+        let old = json!({"date": "1970-01-02T00:00:00.000Z", "message": "Status: 5.1.1"});
+        assert!(!p.counted_within_window(&[old], "a@b.example"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::reply::Reply;
 
+// The classifier module is written alongside; this stand-in has its interface.
 use interim_classify as classify;
 pub use locks::KeyedLocks;
 
