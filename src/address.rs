@@ -44,6 +44,39 @@ pub enum Route {
     Postmaster,
 }
 
+/// Why a recipient was refused; the reply says it to the client, the reason counts it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Our domain, but no such local part (or a malformed id or code).
+    Unknown,
+    /// Not one of our domains: we are not a relay.
+    NotOurDomain,
+    /// `un-` while list-unsubscribe by email is disabled.
+    Disabled,
+}
+
+impl Refusal {
+    pub fn reply(self, address: &str) -> Reply {
+        match self {
+            Refusal::Unknown => {
+                Reply::new(550, "5.1.1", format!("<{address}>: no such recipient here"))
+            }
+            Refusal::NotOurDomain => Reply::new(
+                550,
+                "5.7.1",
+                format!(
+                    "<{address}>: relay access denied, we only receive mail for our own domains"
+                ),
+            ),
+            Refusal::Disabled => Reply::new(
+                550,
+                "5.7.1",
+                format!("<{address}>: unsubscribing by email is not enabled here"),
+            ),
+        }
+    }
+}
+
 /// Decides RCPT TO; built once from the settings.
 #[derive(Debug, Clone)]
 pub struct Router {
@@ -65,20 +98,14 @@ impl Router {
     }
 
     /// Routes one RCPT TO address (without angle brackets) or gives the refusal.
-    pub fn route(&self, address: &str) -> Result<Route, Reply> {
-        let unknown = || Reply::new(550, "5.1.1", format!("<{address}>: no such recipient here"));
+    pub fn route(&self, address: &str) -> Result<Route, Refusal> {
+        let unknown = || Refusal::Unknown;
         let Some((local, domain)) = address.rsplit_once('@') else {
             return Err(unknown());
         };
         let domain = domain.to_ascii_lowercase();
         if !self.domains.contains(&domain) {
-            return Err(Reply::new(
-                550,
-                "5.7.1",
-                format!(
-                    "<{address}>: relay access denied, we only receive mail for our own domains"
-                ),
-            ));
+            return Err(Refusal::NotOurDomain);
         }
         if local.eq_ignore_ascii_case("postmaster") {
             return Ok(Route::Postmaster);
@@ -102,11 +129,7 @@ impl Router {
             return Err(unknown());
         }
         if kind == Kind::Unsubscribe && !self.unsubscribe_enabled {
-            return Err(Reply::new(
-                550,
-                "5.7.1",
-                format!("<{address}>: unsubscribing by email is not enabled here"),
-            ));
+            return Err(Refusal::Disabled);
         }
         Ok(Route::Notify(Recipient {
             kind,
@@ -171,7 +194,7 @@ mod tests {
             "nobody@notify.example",
             "un-1-1@notify.example@evil.example",
         ] {
-            let e = r.route(a).expect_err(a);
+            let e = r.route(a).expect_err(a).reply(a);
             assert!(e.code == 550, "{a}: {e}");
         }
     }

@@ -517,7 +517,7 @@ impl Settings {
                 "host:port such as 127.0.0.1:9025, or empty to turn it off",
             ));
         }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+        if crate::logging::filter(&self.log.level, None).is_err() {
             return Err(ConfigError::invalid(
                 "log.level",
                 &self.log.level,

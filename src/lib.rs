@@ -1,9 +1,18 @@
 //! notify-inbound: a receive-only SMTP server that turns list-unsubscribe emails and
 //! bounces into calls on a NotifyBC-style notification service API.
 
+pub mod access;
 pub mod address;
 pub mod api;
 pub mod classify;
 pub mod config;
 pub mod flows;
+pub mod limiter;
+pub mod logging;
+pub mod metrics;
+pub mod ops;
+pub mod proxy;
 pub mod reply;
+pub mod server;
+pub mod tls;
+pub mod xclient;

@@ -1,0 +1,384 @@
+//! The recogniser table: each entry reads one family of report formats and either claims
+//! the message (returning what it found) or passes. Entries are tried in order: the
+//! structured standards first (ARF, RFC 3464), then structure that a reporting system
+//! states in a header (`X-Failed-Recipients`), then prose reports, and last automatic
+//! replies, so a report is always read from its most reliable form.
+
+use mail_parser::{Message, MimeHeaders};
+
+use super::dsn::{self, DsnRecipient};
+use super::prose::{self, Entry};
+use super::reason;
+use super::text::{clean_address, contains_ci, find_reply_code, find_status, starts_with_ci};
+use super::{BouncedRecipient, MessageKind, Reason, Verdict, arf};
+
+/// What a recogniser found.
+pub(crate) enum Found {
+    /// Per-recipient results of a delivery report.
+    Report(Vec<DsnRecipient>),
+    Complaint(arf::Feedback),
+    AutoReply,
+}
+
+/// What the recognisers share: the message and its human-readable report, computed once.
+pub(crate) struct Context<'a, 'm> {
+    pub message: &'a Message<'m>,
+    /// The first text body without the returned original message.
+    pub report: String,
+}
+
+type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
+
+/// The table, in the order the entries are tried.
+const TABLE: &[(&str, Recogniser)] = &[
+    ("rfc5965-arf", recognise_arf),
+    ("rfc3464-dsn", recognise_rfc3464),
+    ("rfc3464-fields-in-text", recognise_inline_dsn),
+    ("x-failed-recipients", recognise_x_failed_recipients),
+    ("prose-report", recognise_prose),
+    ("rfc3834-auto-reply", recognise_auto_reply),
+];
+
+pub(crate) fn run(message: &Message<'_>) -> Verdict {
+    let cx = Context {
+        message,
+        report: prose::report_text(message).unwrap_or_default(),
+    };
+    for (_, recogniser) in TABLE {
+        if let Some(found) = recogniser(&cx) {
+            return verdict(found);
+        }
+    }
+    empty(MessageKind::NotBounce)
+}
+
+fn empty(kind: MessageKind) -> Verdict {
+    Verdict {
+        kind,
+        recipients: Vec::new(),
+        message_id: None,
+        subject: None,
+        feedback_type: None,
+        complainant: None,
+    }
+}
+
+fn verdict(found: Found) -> Verdict {
+    match found {
+        Found::Complaint(fb) => Verdict {
+            feedback_type: Some(fb.feedback_type),
+            complainant: fb.complainant,
+            ..empty(MessageKind::Complaint)
+        },
+        Found::AutoReply => empty(MessageKind::AutoReply),
+        Found::Report(list) => report_verdict(list),
+    }
+}
+
+/// A status for a recipient whose report gives none, from its reason, so that every
+/// failed recipient carries one (the `per_recipient_status` option matches on it).
+fn status_for(reason: Reason, permanent: bool) -> String {
+    let (subject, detail) = match reason {
+        Reason::UserUnknown => (1, 1),
+        Reason::HostUnknown => (1, 2),
+        Reason::HasMoved => (1, 6),
+        Reason::NotAccept => (1, 10),
+        Reason::MailboxFull => (2, 2),
+        Reason::Suspend => (2, 1),
+        Reason::MesgTooBig => (3, 4),
+        Reason::Expired => (4, 7),
+        Reason::NetworkError => (4, 0),
+        Reason::SystemError => (3, 0),
+        Reason::Blocked | Reason::SpamDetected | Reason::PolicyViolation => (7, 1),
+        Reason::AuthFailure => (7, 26),
+        Reason::Rejected => (1, 8),
+        Reason::TooManyConn => (4, 5),
+        _ => (0, 0),
+    };
+    format!("{}.{subject}.{detail}", if permanent { 5 } else { 4 })
+}
+
+/// Turns per-recipient report entries into a verdict: failed recipients make a bounce,
+/// only delayed ones a delay, only successes (delivered, relayed, expanded) no bounce.
+fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
+    let mut recipients: Vec<BouncedRecipient> = Vec::with_capacity(list.len());
+    let mut failed = false;
+    let mut delayed = false;
+    for r in list {
+        let mut status = r.status.clone();
+        // A generic code (x.0.0) or none: the diagnostic often carries the precise one.
+        if (status.is_empty() || status.ends_with(".0.0"))
+            && let Some(s) = find_status(&r.diagnostic)
+            && (status.is_empty() || s.as_bytes()[0] == status.as_bytes()[0])
+        {
+            status = s.to_string();
+        }
+        let reply = find_reply_code(&r.diagnostic);
+        let action = match r.action.as_str() {
+            "" => match status
+                .as_bytes()
+                .first()
+                .or(reply.and_then(|c| c.as_bytes().first()))
+            {
+                Some(b'2') => "delivered",
+                Some(b'4') => "delayed",
+                _ => "failed",
+            },
+            a => a,
+        };
+        match action {
+            "failed" => failed = true,
+            "delayed" => delayed = true,
+            _ => continue,
+        }
+        let temporary = status.starts_with('4')
+            || (status.is_empty() && reply.is_some_and(|c| c.starts_with('4')));
+        let permanent = action == "failed" && !temporary;
+        let reason = reason::decide(&status, &r.diagnostic);
+        if status.is_empty() {
+            status = status_for(reason, permanent);
+        }
+        let address = r.address().to_string();
+        if recipients
+            .iter()
+            .any(|x| x.address.eq_ignore_ascii_case(&address))
+        {
+            continue;
+        }
+        recipients.push(BouncedRecipient {
+            address,
+            hard: permanent && reason.is_hard(permanent),
+            status,
+            action: action.to_string(),
+            diagnostic: r.diagnostic,
+            reason,
+        });
+    }
+    let kind = if failed {
+        MessageKind::Bounce
+    } else if delayed {
+        MessageKind::Delay
+    } else {
+        MessageKind::NotBounce
+    };
+    Verdict {
+        recipients,
+        ..empty(kind)
+    }
+}
+
+fn recognise_arf(cx: &Context<'_, '_>) -> Option<Found> {
+    arf::read(cx.message).map(Found::Complaint)
+}
+
+/// RFC 3464: a `message/delivery-status` part (RFC 6533: `message/global-delivery-status`)
+/// of the report itself, never one inside an attached original message.
+fn recognise_rfc3464(cx: &Context<'_, '_>) -> Option<Found> {
+    let part = cx.message.parts.iter().find(|p| {
+        p.is_content_type("message", "delivery-status")
+            || p.is_content_type("message", "global-delivery-status")
+    })?;
+    let body = String::from_utf8_lossy(part.contents());
+    let mut list = dsn::parse(&body);
+    if list.is_empty() {
+        return None;
+    }
+    fill_diagnostics(&mut list, cx);
+    Some(Found::Report(list))
+}
+
+/// DSN fields pasted into the text of the report (reporters that build the
+/// multipart/report structure wrongly, or not at all).
+fn recognise_inline_dsn(cx: &Context<'_, '_>) -> Option<Found> {
+    let text = &cx.report;
+    let start = line_starting_with(text, "final-recipient:")
+        .or_else(|| line_starting_with(text, "original-recipient:"))?;
+    // Fields before the first recipient (Action, Status) may belong to it.
+    let from = text[..start].rfind("\n\n").map_or(0, |i| i + 2);
+    let mut list = dsn::parse(&text[from..]);
+    if list.is_empty() {
+        return None;
+    }
+    fill_diagnostics(&mut list, cx);
+    Some(Found::Report(list))
+}
+
+/// Byte offset of the first line starting (case-insensitively) with `prefix`.
+fn line_starting_with(text: &str, prefix: &str) -> Option<usize> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        if starts_with_ci(line, prefix) {
+            return Some(offset);
+        }
+        offset += line.len();
+    }
+    None
+}
+
+/// A DSN without a Diagnostic-Code often says why in its prose part.
+fn fill_diagnostics(list: &mut [DsnRecipient], cx: &Context<'_, '_>) {
+    if list.iter().all(|r| !r.diagnostic.is_empty()) || cx.report.is_empty() {
+        return;
+    }
+    let (entries, _) = prose::entries(cx.message, &cx.report);
+    let single = list.len() == 1;
+    for r in list.iter_mut().filter(|r| r.diagnostic.is_empty()) {
+        let address = r.address().to_string();
+        if let Some(e) = entries
+            .iter()
+            .find(|e| e.address.eq_ignore_ascii_case(&address))
+            .filter(|e| prose::has_signal(&e.diagnostic))
+        {
+            r.diagnostic = e.diagnostic.clone();
+        } else if single && prose::has_signal(&cx.report) {
+            r.diagnostic = collapse(&cx.report);
+        }
+    }
+}
+
+fn collapse(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
+/// lists the failed recipients itself; the prose says why.
+fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
+    let m = cx.message;
+    let mut listed: Vec<String> = Vec::new();
+    for h in m
+        .headers()
+        .iter()
+        .filter(|h| h.name.as_str().eq_ignore_ascii_case("X-Failed-Recipients"))
+    {
+        let raw = m
+            .raw_message()
+            .get(h.offset_start as usize..h.offset_end as usize)?;
+        let raw = String::from_utf8_lossy(raw);
+        for a in raw.split(',') {
+            let a = clean_address(a);
+            if a.contains('@') && !listed.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                listed.push(a.to_string());
+            }
+        }
+    }
+    if listed.is_empty() {
+        return None;
+    }
+    let (entries, preamble) = prose::entries(m, &cx.report);
+    let delay = prose::is_delay_notice(m, &cx.report);
+    let single = listed.len() == 1;
+    let list = listed
+        .into_iter()
+        .map(|address| {
+            let diagnostic = entries
+                .iter()
+                .find(|e| e.address.eq_ignore_ascii_case(&address))
+                .map(|e| e.diagnostic.clone())
+                .filter(|d| prose::has_signal(d))
+                .or_else(|| {
+                    single.then(|| {
+                        let mut d = preamble.clone();
+                        for e in &entries {
+                            d.push(' ');
+                            d.push_str(&e.diagnostic);
+                        }
+                        d
+                    })
+                })
+                .unwrap_or_default();
+            prose_recipient(address, diagnostic, delay)
+        })
+        .collect();
+    Some(Found::Report(list))
+}
+
+fn prose_recipient(address: String, diagnostic: String, delay: bool) -> DsnRecipient {
+    let status = find_status(&diagnostic).unwrap_or("").to_string();
+    let five = status.starts_with('5')
+        || (status.is_empty() && find_reply_code(&diagnostic).is_some_and(|c| c.starts_with('5')));
+    DsnRecipient {
+        final_recipient: address,
+        action: if delay && !five { "delayed" } else { "failed" }.to_string(),
+        status,
+        diagnostic,
+        ..DsnRecipient::default()
+    }
+}
+
+/// Prose reports: the recipients named on lines of their own, each with the text that
+/// follows it.
+fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
+    if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
+        return None;
+    }
+    let (entries, preamble) = prose::entries(cx.message, &cx.report);
+    if entries.is_empty() {
+        return None;
+    }
+    let delay = prose::is_delay_notice(cx.message, &cx.report);
+    let shared = shared_diagnostic(&entries);
+    let list = entries
+        .into_iter()
+        .map(
+            |Entry {
+                 address,
+                 diagnostic,
+             }| {
+                let diagnostic = if prose::has_signal(&diagnostic) {
+                    diagnostic
+                } else if let Some(s) = shared.as_ref().filter(|s| prose::has_signal(s)) {
+                    s.clone()
+                } else {
+                    format!("{preamble} {diagnostic}")
+                };
+                prose_recipient(address, diagnostic, delay)
+            },
+        )
+        .collect();
+    Some(Found::Report(list))
+}
+
+/// Sendmail-style reports list the addresses first and explain them all afterwards: the
+/// last entry's text then holds the explanation for every one of them.
+fn shared_diagnostic(entries: &[Entry]) -> Option<String> {
+    if entries.len() < 2 {
+        return None;
+    }
+    entries.last().map(|e| e.diagnostic.clone())
+}
+
+/// RFC 3834 automatic replies and the common vacation-notice markers, on messages that
+/// are not delivery reports.
+fn recognise_auto_reply(cx: &Context<'_, '_>) -> Option<Found> {
+    let m = cx.message;
+    let header = |name: &'static str| m.header_raw(name).map(str::trim);
+    if header("Auto-Submitted").is_some_and(|v| starts_with_ci(v, "auto-replied")) {
+        return Some(Found::AutoReply);
+    }
+    if header("X-Autoreply").is_some()
+        || header("X-Autorespond").is_some()
+        || header("X-Autoresponder").is_some()
+        || header("X-Vacation").is_some()
+        || header("Precedence").is_some_and(|v| v.eq_ignore_ascii_case("auto_reply"))
+    {
+        return Some(Found::AutoReply);
+    }
+    let subject = m.subject().unwrap_or("");
+    if [
+        "out of office",
+        "out of the office",
+        "automatic reply",
+        "auto reply",
+        "autoreply",
+        "auto-reply",
+        "vacation",
+        "away from",
+    ]
+    .iter()
+    .any(|p| contains_ci(subject, p))
+        || starts_with_ci(subject, "auto:")
+    {
+        return Some(Found::AutoReply);
+    }
+    None
+}

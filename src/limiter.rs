@@ -1,0 +1,571 @@
+//! Per-client limits of the SMTP server (SPEC §3): the failed-unsubscribe limiter, which
+//! stops a client from brute-forcing unsubscription codes, and the connection limiter,
+//! which caps concurrent connections globally and per client address.
+//!
+//! Both key a client by [`client_key`]: an IPv4 address as is, an IPv6 address by its /64
+//! prefix. One IPv6 subscriber line is usually given a whole /64, so limiting single IPv6
+//! addresses would let one client walk around any limit by changing its interface id.
+//!
+//! Time is read from [`tokio::time::Instant`] so tests can pause and advance the clock.
+
+use std::collections::HashMap;
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Number of independently locked shards; a power of two keeps the shard pick cheap.
+const SHARDS: usize = 16;
+
+/// The address a limit is counted against: IPv4 addresses as they are (IPv4-mapped IPv6
+/// addresses included), IPv6 addresses reduced to their /64 network.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+    }
+}
+
+fn shard_of(key: &IpAddr) -> usize {
+    let mut h = DefaultHasher::new();
+    key.hash(&mut h);
+    (h.finish() as usize) & (SHARDS - 1)
+}
+
+/// A poisoned lock only means another thread panicked while holding it; the maps stay
+/// consistent after every single statement, so keep serving rather than propagating.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Failures of one client key.
+#[derive(Debug, Clone, Copy)]
+struct FailureRecord {
+    /// When the current counting window opened (the first failure after the last one
+    /// expired).
+    window_start: Instant,
+    /// Failures since `window_start`.
+    count: usize,
+    /// Set when `count` reached the threshold: the client is refused until then.
+    blocked_until: Option<Instant>,
+}
+
+impl FailureRecord {
+    fn is_blocked(&self, now: Instant) -> bool {
+        self.blocked_until.is_some_and(|t| now < t)
+    }
+
+    /// Nothing left to remember: the window is over and no block is running.
+    fn is_expired(&self, now: Instant, window: Duration) -> bool {
+        now >= self.window_start + window && !self.is_blocked(now)
+    }
+}
+
+#[derive(Debug)]
+struct FailureShard {
+    records: HashMap<IpAddr, FailureRecord>,
+    next_prune: Instant,
+}
+
+/// Counts failed unsubscribe attempts (the API said the code or the address is wrong) per
+/// client and blocks a client that reaches the threshold (SPEC §3).
+///
+/// Rule: failures are counted in a window of `window` that opens at a client's first
+/// failure. When the count reaches `threshold` within that window, the client is blocked
+/// for `window` from that failure; the server then answers its further `un` recipients with
+/// `450 4.7.1` without calling the API, so a blocked client cannot add failures. Once the
+/// block has run out, counting starts again from zero. With the default 10 per hour a
+/// client can try at most about 10 codes per hour, against 100 000 possible 5-digit codes.
+///
+/// `threshold == 0` turns the limiter off.
+///
+/// Memory is bounded: at most `max_tracked` client keys are remembered (default
+/// [`FailedUnsubscribeLimiter::DEFAULT_MAX_TRACKED`], about 64 bytes each). Expired records
+/// are pruned as time goes on; when the table is full of live records, the record with the
+/// least evidence (not blocked, fewest failures, oldest) gives way, so a client spraying
+/// addresses can neither exhaust memory nor push out the clients already blocked.
+#[derive(Debug)]
+pub struct FailedUnsubscribeLimiter {
+    threshold: usize,
+    window: Duration,
+    per_shard_cap: usize,
+    shards: Vec<Mutex<FailureShard>>,
+}
+
+impl FailedUnsubscribeLimiter {
+    /// Client keys remembered at most, unless [`Self::with_max_tracked`] says otherwise.
+    pub const DEFAULT_MAX_TRACKED: usize = 65_536;
+
+    /// A limiter blocking a client after `threshold` failures within `window`.
+    pub fn new(threshold: usize, window: Duration) -> Self {
+        Self::with_max_tracked(threshold, window, Self::DEFAULT_MAX_TRACKED)
+    }
+
+    /// Longest window taken; longer ones are cut to it so that `now + window` cannot
+    /// overflow whatever `failed_unsubscribe_window_secs` says.
+    pub const MAX_WINDOW: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+    /// Like [`Self::new`], remembering at most `max_tracked` client keys (rounded up to a
+    /// multiple of the shard count).
+    pub fn with_max_tracked(threshold: usize, window: Duration, max_tracked: usize) -> Self {
+        let window = window.min(Self::MAX_WINDOW);
+        let now = Instant::now();
+        FailedUnsubscribeLimiter {
+            threshold,
+            window,
+            per_shard_cap: max_tracked.div_ceil(SHARDS).max(1),
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(FailureShard {
+                        records: HashMap::new(),
+                        next_prune: now + window,
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    /// From `inbound_smtp_server.limits.failed_unsubscribe_{threshold, window_secs}`.
+    pub fn from_limits(limits: &crate::config::SmtpLimits) -> Self {
+        Self::new(
+            limits.failed_unsubscribe_threshold,
+            Duration::from_secs(limits.failed_unsubscribe_window_secs),
+        )
+    }
+
+    fn enabled(&self) -> bool {
+        self.threshold > 0 && !self.window.is_zero()
+    }
+
+    /// Records one refused unsubscribe attempt from `ip`. Returns `true` when this failure
+    /// blocked the client (worth one log line; later calls while blocked return `false`).
+    pub fn record_failure(&self, ip: IpAddr) -> bool {
+        if !self.enabled() {
+            return false;
+        }
+        let key = client_key(ip);
+        let now = Instant::now();
+        let mut shard = lock(&self.shards[shard_of(&key)]);
+        self.prune_if_due(&mut shard, now);
+        if !shard.records.contains_key(&key) && shard.records.len() >= self.per_shard_cap {
+            self.make_room(&mut shard, now);
+        }
+        let record = shard.records.entry(key).or_insert(FailureRecord {
+            window_start: now,
+            count: 0,
+            blocked_until: None,
+        });
+        if record.is_expired(now, self.window) {
+            *record = FailureRecord {
+                window_start: now,
+                count: 0,
+                blocked_until: None,
+            };
+        }
+        record.count = record.count.saturating_add(1);
+        if record.count >= self.threshold && !record.is_blocked(now) {
+            record.blocked_until = Some(now + self.window);
+            return true;
+        }
+        false
+    }
+
+    /// Whether `un` recipients from `ip` are to be refused now.
+    pub fn is_blocked(&self, ip: IpAddr) -> bool {
+        self.blocked_for(ip).is_some()
+    }
+
+    /// How much longer `ip` stays blocked, if it is (for a reply text or a log line).
+    pub fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        if !self.enabled() {
+            return None;
+        }
+        let key = client_key(ip);
+        let now = Instant::now();
+        let shard = lock(&self.shards[shard_of(&key)]);
+        let until = shard.records.get(&key)?.blocked_until?;
+        (now < until).then(|| until - now)
+    }
+
+    /// Number of client keys currently remembered (expired ones may still count until the
+    /// next prune).
+    pub fn tracked(&self) -> usize {
+        self.shards.iter().map(|s| lock(s).records.len()).sum()
+    }
+
+    fn prune_if_due(&self, shard: &mut FailureShard, now: Instant) {
+        if now >= shard.next_prune {
+            shard.records.retain(|_, r| !r.is_expired(now, self.window));
+            shard.next_prune = now + self.window;
+        }
+    }
+
+    fn make_room(&self, shard: &mut FailureShard, now: Instant) {
+        let window = self.window;
+        shard.records.retain(|_, r| !r.is_expired(now, window));
+        if shard.records.len() < self.per_shard_cap {
+            return;
+        }
+        let victim = shard
+            .records
+            .iter()
+            .min_by_key(|(_, r)| (r.is_blocked(now), r.blocked_until, r.count, r.window_start))
+            .map(|(k, _)| *k);
+        if let Some(k) = victim {
+            shard.records.remove(&k);
+        }
+    }
+}
+
+/// Which connection limit a client ran into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum LimitExceeded {
+    /// `inbound_smtp_server.limits.max_connections` connections are open.
+    #[error("too many connections to this server, try again later")]
+    Global,
+    /// `inbound_smtp_server.limits.max_connections_per_ip` connections from this client
+    /// (its IPv4 address or IPv6 /64) are open.
+    #[error("too many connections from your address, try again later")]
+    PerIp,
+}
+
+#[derive(Debug)]
+struct ConnectionInner {
+    max_total: usize,
+    max_per_ip: usize,
+    total: AtomicUsize,
+    /// Open connections per client key; a key is removed when its count drops to zero, so
+    /// the maps never hold more entries than there are open connections.
+    per_ip: Vec<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Caps concurrent connections globally and per client (SPEC §3). Cheap to clone; clones
+/// share the counts.
+///
+/// The global count is a lock-free atomic; the per-client counts sit in sharded maps
+/// behind short critical sections.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimiter {
+    inner: Arc<ConnectionInner>,
+}
+
+impl ConnectionLimiter {
+    /// At most `max_total` connections in all, and at most `max_per_ip` from one client key.
+    pub fn new(max_total: usize, max_per_ip: usize) -> Self {
+        ConnectionLimiter {
+            inner: Arc::new(ConnectionInner {
+                max_total,
+                max_per_ip,
+                total: AtomicUsize::new(0),
+                per_ip: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            }),
+        }
+    }
+
+    /// From `inbound_smtp_server.limits.{max_connections, max_connections_per_ip}`.
+    pub fn from_limits(limits: &crate::config::SmtpLimits) -> Self {
+        Self::new(limits.max_connections, limits.max_connections_per_ip)
+    }
+
+    /// Takes one connection slot for a client at `ip` (the real client address, after the
+    /// PROXY header or XCLIENT). The slot is held until the returned permit is dropped.
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionPermit, LimitExceeded> {
+        let inner = &self.inner;
+        inner
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < inner.max_total).then_some(n + 1)
+            })
+            .map_err(|_| LimitExceeded::Global)?;
+        let key = client_key(ip);
+        {
+            let mut map = lock(&inner.per_ip[shard_of(&key)]);
+            let count = map.entry(key).or_insert(0);
+            if *count >= inner.max_per_ip {
+                if *count == 0 {
+                    map.remove(&key);
+                }
+                drop(map);
+                inner.total.fetch_sub(1, Ordering::AcqRel);
+                return Err(LimitExceeded::PerIp);
+            }
+            *count += 1;
+        }
+        Ok(ConnectionPermit {
+            inner: Arc::clone(&self.inner),
+            key,
+        })
+    }
+
+    /// Connections open in all.
+    pub fn open(&self) -> usize {
+        self.inner.total.load(Ordering::Acquire)
+    }
+
+    /// Connections open from the client key of `ip`.
+    pub fn open_from(&self, ip: IpAddr) -> usize {
+        let key = client_key(ip);
+        lock(&self.inner.per_ip[shard_of(&key)])
+            .get(&key)
+            .copied()
+            .unwrap_or(0)
+    }
+}
+
+/// One connection slot; dropping it gives the slot back.
+#[derive(Debug)]
+pub struct ConnectionPermit {
+    inner: Arc<ConnectionInner>,
+    key: IpAddr,
+}
+
+impl ConnectionPermit {
+    /// Moves the slot to another client address: a connection is first counted against the
+    /// proxy's address and, once the PROXY header or XCLIENT has named the real client,
+    /// against that client. On failure the permit keeps its old address and the caller
+    /// drops it (closing the connection) or keeps going as it sees fit.
+    pub fn reassign(&mut self, ip: IpAddr) -> Result<(), LimitExceeded> {
+        let new_key = client_key(ip);
+        if new_key == self.key {
+            return Ok(());
+        }
+        {
+            let mut map = lock(&self.inner.per_ip[shard_of(&new_key)]);
+            let count = map.entry(new_key).or_insert(0);
+            if *count >= self.inner.max_per_ip {
+                if *count == 0 {
+                    map.remove(&new_key);
+                }
+                return Err(LimitExceeded::PerIp);
+            }
+            *count += 1;
+        }
+        release_key(&self.inner, self.key);
+        self.key = new_key;
+        Ok(())
+    }
+
+    /// The client key this slot is counted against.
+    pub fn key(&self) -> IpAddr {
+        self.key
+    }
+}
+
+fn release_key(inner: &ConnectionInner, key: IpAddr) {
+    let mut map = lock(&inner.per_ip[shard_of(&key)]);
+    if let Some(count) = map.get_mut(&key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            map.remove(&key);
+        }
+    }
+}
+
+impl Drop for ConnectionPermit {
+    fn drop(&mut self) {
+        release_key(&self.inner, self.key);
+        self.inner.total.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn ipv6_is_keyed_by_its_64_and_mapped_ipv4_by_the_ipv4() {
+        assert_eq!(client_key(ip("2001:db8:1:2:aaaa::1")), ip("2001:db8:1:2::"));
+        assert_eq!(
+            client_key(ip("2001:db8:1:2:aaaa::1")),
+            client_key(ip("2001:db8:1:2:bbbb::9"))
+        );
+        assert_ne!(
+            client_key(ip("2001:db8:1:2::1")),
+            client_key(ip("2001:db8:1:3::1"))
+        );
+        assert_eq!(client_key(ip("::ffff:192.0.2.7")), ip("192.0.2.7"));
+        assert_eq!(client_key(ip("192.0.2.7")), ip("192.0.2.7"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn blocks_at_threshold_until_the_window_passes() {
+        let l = FailedUnsubscribeLimiter::new(3, Duration::from_secs(60));
+        let a = ip("192.0.2.1");
+        assert!(!l.record_failure(a));
+        assert!(!l.record_failure(a));
+        assert!(!l.is_blocked(a));
+        assert!(l.record_failure(a), "the third failure blocks");
+        assert!(l.is_blocked(a));
+        assert!(
+            !l.is_blocked(ip("192.0.2.2")),
+            "other clients are not affected"
+        );
+
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert!(l.is_blocked(a));
+        assert_eq!(l.blocked_for(a), Some(Duration::from_secs(1)));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(!l.is_blocked(a));
+
+        // Counting starts over once the block has run out.
+        assert!(!l.record_failure(a));
+        assert!(!l.is_blocked(a));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_spread_over_more_than_a_window_do_not_block() {
+        let l = FailedUnsubscribeLimiter::new(3, Duration::from_secs(60));
+        let a = ip("192.0.2.1");
+        l.record_failure(a);
+        l.record_failure(a);
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!l.record_failure(a));
+        assert!(!l.is_blocked(a));
+        assert!(!l.record_failure(a));
+        assert!(l.record_failure(a));
+        assert!(l.is_blocked(a));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn ipv6_neighbours_share_one_count() {
+        let l = FailedUnsubscribeLimiter::new(2, Duration::from_secs(60));
+        l.record_failure(ip("2001:db8::1"));
+        l.record_failure(ip("2001:db8::2"));
+        assert!(l.is_blocked(ip("2001:db8::3")));
+        assert!(!l.is_blocked(ip("2001:db8:0:1::1")));
+    }
+
+    #[test]
+    fn an_absurdly_long_window_is_cut_rather_than_overflowing() {
+        let l = FailedUnsubscribeLimiter::new(2, Duration::from_secs(u64::MAX));
+        let a = ip("192.0.2.1");
+        l.record_failure(a);
+        assert!(l.record_failure(a));
+        assert!(l.is_blocked(a));
+        assert!(l.blocked_for(a).unwrap() <= FailedUnsubscribeLimiter::MAX_WINDOW);
+    }
+
+    #[test]
+    fn threshold_zero_is_off() {
+        let l = FailedUnsubscribeLimiter::new(0, Duration::from_secs(60));
+        let a = ip("192.0.2.1");
+        for _ in 0..100 {
+            assert!(!l.record_failure(a));
+        }
+        assert!(!l.is_blocked(a));
+        assert_eq!(l.tracked(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn spraying_addresses_is_bounded_and_keeps_blocked_clients() {
+        let cap = 64;
+        let l = FailedUnsubscribeLimiter::with_max_tracked(2, Duration::from_secs(600), cap);
+        let attacker = ip("198.51.100.9");
+        l.record_failure(attacker);
+        l.record_failure(attacker);
+        assert!(l.is_blocked(attacker));
+        for i in 0..10_000u32 {
+            l.record_failure(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(l.tracked() <= cap, "tracked {} > cap {cap}", l.tracked());
+        assert!(l.is_blocked(attacker), "a blocked client was evicted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expired_records_are_pruned() {
+        let l = FailedUnsubscribeLimiter::new(5, Duration::from_secs(10));
+        for i in 0..100u32 {
+            l.record_failure(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert_eq!(l.tracked(), 100);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        // Touch every shard so each one prunes.
+        for i in 0..1000u32 {
+            l.record_failure(IpAddr::V4(std::net::Ipv4Addr::from(0x0b00_0000 + i)));
+        }
+        assert_eq!(l.tracked(), 1000);
+    }
+
+    #[test]
+    fn connection_limits_global_and_per_ip_and_release_on_drop() {
+        let l = ConnectionLimiter::new(3, 2);
+        let a = ip("192.0.2.1");
+        let b = ip("192.0.2.2");
+        let p1 = l.try_acquire(a).unwrap();
+        let p2 = l.try_acquire(a).unwrap();
+        assert_eq!(l.try_acquire(a).unwrap_err(), LimitExceeded::PerIp);
+        assert_eq!(l.open(), 2, "a refused attempt holds no slot");
+        let p3 = l.try_acquire(b).unwrap();
+        assert_eq!(l.try_acquire(b).unwrap_err(), LimitExceeded::Global);
+        assert_eq!(l.open_from(a), 2);
+        drop(p1);
+        assert_eq!(l.open(), 2);
+        assert_eq!(l.open_from(a), 1);
+        let p4 = l.try_acquire(a).unwrap();
+        drop((p2, p3, p4));
+        assert_eq!(l.open(), 0);
+        assert_eq!(l.open_from(a), 0);
+        assert_eq!(l.open_from(b), 0);
+        assert!(l.inner.per_ip.iter().all(|m| m.lock().unwrap().is_empty()));
+    }
+
+    #[test]
+    fn per_ip_limit_counts_an_ipv6_64_as_one_client() {
+        let l = ConnectionLimiter::new(100, 1);
+        let _p = l.try_acquire(ip("2001:db8::1")).unwrap();
+        assert_eq!(
+            l.try_acquire(ip("2001:db8::2")).unwrap_err(),
+            LimitExceeded::PerIp
+        );
+        assert!(l.try_acquire(ip("2001:db8:0:1::1")).is_ok());
+    }
+
+    #[test]
+    fn reassign_moves_the_slot_to_the_real_client() {
+        let l = ConnectionLimiter::new(10, 1);
+        let proxy = ip("10.0.0.1");
+        let client = ip("192.0.2.1");
+        let mut p1 = l.try_acquire(proxy).unwrap();
+        p1.reassign(client).unwrap();
+        assert_eq!(l.open_from(proxy), 0);
+        assert_eq!(l.open_from(client), 1);
+        let mut p2 = l.try_acquire(proxy).unwrap();
+        assert_eq!(p2.reassign(client).unwrap_err(), LimitExceeded::PerIp);
+        assert_eq!(p2.key(), proxy, "a failed reassign keeps the old address");
+        assert_eq!(l.open(), 2);
+        drop((p1, p2));
+        assert_eq!(l.open(), 0);
+        assert_eq!(l.open_from(client), 0);
+    }
+
+    #[test]
+    fn permits_from_many_threads_all_come_back() {
+        let l = ConnectionLimiter::new(1000, 1000);
+        std::thread::scope(|s| {
+            for t in 0..4u8 {
+                let l = l.clone();
+                s.spawn(move || {
+                    for i in 0..500u32 {
+                        let a = IpAddr::V4(std::net::Ipv4Addr::new(10, t, 0, (i % 7) as u8));
+                        let _p = l.try_acquire(a).unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(l.open(), 0);
+    }
+}

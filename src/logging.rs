@@ -1,0 +1,328 @@
+//! Logging set-up (SPEC §8) and the field names every log line of the project uses.
+//!
+//! Logs go to standard error, human-readable by default and one JSON object per line with
+//! `log.format = "json"`. Standard output stays free for what the commands print
+//! (`check-config`, `classify --format jsonl`). The level comes from `log.level`, or from
+//! `RUST_LOG` when that is set, in `tracing_subscriber::EnvFilter` syntax.
+//!
+//! # One line per transaction
+//!
+//! Each mail transaction that reaches the reply to DATA is logged once, by [`transaction`],
+//! at `info` with the target [`TRANSACTION_TARGET`] and the message `transaction`. Its
+//! fields, and the names to use for the same things anywhere else in the project:
+//!
+//! | field | value |
+//! | --- | --- |
+//! | `client` | the real client address (after the PROXY header or XCLIENT) |
+//! | `kind` | `un`, `bn` or `postmaster` ([`MessageKind`]) |
+//! | `outcome` | `accepted`, `refused` or `temporary` ([`MessageOutcome`]) |
+//! | `code` | the reply code to DATA, e.g. `250` |
+//! | `enhanced` | the enhanced status code of that reply, e.g. `2.0.0` |
+//! | `size` | message size in bytes |
+//! | `duration_ms` | milliseconds from the end of DATA to the reply |
+//!
+//! Other fields in use: `listener` (a configured listener's bound address), `error` (an
+//! error's message), `recipient` (only through [`redact_recipient`]).
+//!
+//! Never logged: the API access token or any other secret, a message body, a reply's text
+//! (it can echo the recipient address, which carries the unsubscription code), an
+//! unsubscription code.
+
+use std::io::IsTerminal;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use tracing::Subscriber;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::config::{LogFormat, LogSettings};
+use crate::metrics::{MessageKind, MessageOutcome};
+use crate::reply::Reply;
+
+/// `tracing` target of the per-transaction lines, for filtering (e.g.
+/// `RUST_LOG=warn,notify_inbound::transaction=info`).
+pub const TRANSACTION_TARGET: &str = "notify_inbound::transaction";
+
+/// A log filter that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error(
+        "invalid log filter {value:?} in {source_name}: {reason}; expected a level such as info, debug or warn, or tracing filter directives such as info,notify_inbound=debug"
+    )]
+    InvalidFilter {
+        /// `log.level` or `RUST_LOG`.
+        source_name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// The filter for `level` (from `log.level`), overridden by `rust_log` (the `RUST_LOG`
+/// environment variable) when that is set and not blank.
+pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LogError> {
+    let (source_name, value) = match rust_log.map(str::trim) {
+        Some(v) if !v.is_empty() => ("RUST_LOG", v),
+        _ => ("log.level", level.trim()),
+    };
+    let invalid = |reason: String| LogError::InvalidFilter {
+        source_name,
+        value: value.to_string(),
+        reason,
+    };
+    // EnvFilter reads a lone word that is not a level as a target name ("verbose" = trace
+    // for a module named verbose, nothing else), which silently turns logging off; a lone
+    // word from an operator is meant as a level.
+    let is_lone_word = !value.contains(['=', ',', '[', ':']);
+    if is_lone_word
+        && value
+            .parse::<tracing::level_filters::LevelFilter>()
+            .is_err()
+    {
+        return Err(invalid(
+            "not a level (trace, debug, info, warn, error, off)".into(),
+        ));
+    }
+    EnvFilter::try_new(value).map_err(|e| invalid(e.to_string()))
+}
+
+/// A subscriber in the configured format writing to `writer`. [`init`] uses standard
+/// error; tests pass a buffer.
+pub fn subscriber<W>(
+    format: LogFormat,
+    filter: EnvFilter,
+    writer: W,
+    ansi: bool,
+) -> Box<dyn Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
+        LogFormat::Json => Box::new(builder.json().flatten_event(true).finish()),
+    }
+}
+
+/// Installs the process-wide subscriber from `log.format` and `log.level` (or `RUST_LOG`).
+/// Calling it again, or after another subscriber was installed, changes nothing and is
+/// not an error, so tests and embedders can call it freely.
+pub fn init(settings: &LogSettings) -> Result<(), LogError> {
+    let rust_log = std::env::var("RUST_LOG").ok();
+    let filter = filter(&settings.level, rust_log.as_deref())?;
+    let ansi = std::io::stderr().is_terminal();
+    // An error here only means a subscriber is already installed.
+    let _ = subscriber(settings.format, filter, std::io::stderr, ansi).try_init();
+    Ok(())
+}
+
+/// One mail transaction, as logged by [`transaction`].
+#[derive(Debug, Clone, Copy)]
+pub struct Transaction<'a> {
+    pub client: IpAddr,
+    pub kind: MessageKind,
+    pub reply: &'a Reply,
+    pub size: usize,
+    pub elapsed: Duration,
+}
+
+/// Logs the one line of a transaction (fields in the module documentation). The reply's
+/// text is left out on purpose: it may name the recipient, unsubscription code included.
+pub fn transaction(t: &Transaction<'_>) {
+    tracing::info!(
+        target: TRANSACTION_TARGET,
+        client = %t.client,
+        kind = %t.kind.as_str(),
+        outcome = %MessageOutcome::from_code(t.reply.code).as_str(),
+        code = t.reply.code,
+        enhanced = %t.reply.enhanced,
+        size = t.size,
+        duration_ms = t.elapsed.as_millis() as u64,
+        "transaction"
+    );
+}
+
+/// A secret as it may appear in a log or printed configuration: nothing when empty (so
+/// "not set" stays visible), `<redacted>` otherwise.
+pub fn redact(secret: &str) -> String {
+    if secret.is_empty() {
+        String::new()
+    } else {
+        "<redacted>".to_string()
+    }
+}
+
+/// A recipient address fit for a log: the unsubscription code of a `un-`/`bn-` address is
+/// masked (`bn-42-***@example.org`), anything else is returned as is. The code is a
+/// credential: with the id it unsubscribes the subscriber.
+pub fn redact_recipient(address: &str) -> String {
+    let (local, domain) = match address.rsplit_once('@') {
+        Some((l, d)) => (l, Some(d)),
+        None => (address, None),
+    };
+    // `get` rather than indexing: a UTF-8 local part (SMTPUTF8) may have no char boundary
+    // at 3.
+    let Some((prefix, rest)) = local
+        .get(..3)
+        .filter(|p| p.eq_ignore_ascii_case("un-") || p.eq_ignore_ascii_case("bn-"))
+        .zip(local.get(3..))
+    else {
+        return address.to_string();
+    };
+    let masked = match rest.split_once('-') {
+        Some((id, _code)) => format!("{prefix}{id}-***"),
+        None => format!("{prefix}***"),
+    };
+    match domain {
+        Some(d) => format!("{masked}@{d}"),
+        None => masked,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn log_one(format: LogFormat, level: &str) -> String {
+        let buf = Buffer::default();
+        let w = buf.clone();
+        let sub = subscriber(
+            format,
+            filter(level, None).unwrap(),
+            move || w.clone(),
+            false,
+        );
+        let reply = Reply::new(550, "5.7.1", "<un-12-34567@example.org>: refused");
+        tracing::subscriber::with_default(sub, || {
+            transaction(&Transaction {
+                client: "192.0.2.7".parse().unwrap(),
+                kind: MessageKind::Un,
+                reply: &reply,
+                size: 1234,
+                elapsed: Duration::from_millis(42),
+            })
+        });
+        buf.text()
+    }
+
+    #[test]
+    fn json_transaction_line_has_the_documented_fields() {
+        let out = log_one(LogFormat::Json, "info");
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["client"], "192.0.2.7");
+        assert_eq!(v["kind"], "un");
+        assert_eq!(v["outcome"], "refused");
+        assert_eq!(v["code"], 550);
+        assert_eq!(v["enhanced"], "5.7.1");
+        assert_eq!(v["size"], 1234);
+        assert_eq!(v["duration_ms"], 42);
+        assert_eq!(v["message"], "transaction");
+        assert_eq!(v["target"], TRANSACTION_TARGET);
+        assert!(
+            !out.contains("34567"),
+            "the unsubscription code leaked: {out}"
+        );
+    }
+
+    #[test]
+    fn text_transaction_line_is_human_readable() {
+        let out = log_one(LogFormat::Text, "info");
+        assert!(!out.trim_start().starts_with('{'), "{out}");
+        for field in ["client=192.0.2.7", "kind=un", "outcome=refused", "code=550"] {
+            assert!(out.contains(field), "{field} missing in {out}");
+        }
+        assert!(
+            !out.contains("34567"),
+            "the unsubscription code leaked: {out}"
+        );
+    }
+
+    #[test]
+    fn level_filters_transaction_lines() {
+        assert_eq!(log_one(LogFormat::Json, "warn"), "");
+        assert_eq!(
+            log_one(LogFormat::Json, "warn,notify_inbound=info")
+                .lines()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn rust_log_overrides_the_configured_level() {
+        let f = filter("info", Some("debug")).unwrap();
+        assert_eq!(f.to_string(), "debug");
+        let f = filter("warn", Some("  ")).unwrap();
+        assert_eq!(f.to_string(), "warn");
+        let f = filter("warn", None).unwrap();
+        assert_eq!(f.to_string(), "warn");
+    }
+
+    #[test]
+    fn invalid_filters_name_their_source() {
+        let e = filter("verbose", None).unwrap_err().to_string();
+        assert!(e.contains("log.level") && e.contains("verbose"), "{e}");
+        assert!(filter("WARN", None).is_ok());
+        assert!(filter("notify_inbound::transaction", None).is_ok());
+        let e = filter("info", Some("x=notalevel")).unwrap_err().to_string();
+        assert!(e.contains("RUST_LOG"), "{e}");
+    }
+
+    #[test]
+    fn init_twice_is_harmless() {
+        let s = LogSettings {
+            format: LogFormat::Text,
+            level: "info".into(),
+        };
+        init(&s).unwrap();
+        init(&s).unwrap();
+    }
+
+    #[test]
+    fn redaction() {
+        assert_eq!(redact(""), "");
+        assert_eq!(redact("Bearer abc"), "<redacted>");
+        assert_eq!(
+            redact_recipient("bn-42-abc.def@example.org"),
+            "bn-42-***@example.org"
+        );
+        assert_eq!(
+            redact_recipient("UN-42-12345@Example.org"),
+            "UN-42-***@Example.org"
+        );
+        assert_eq!(redact_recipient("un-42@example.org"), "un-***@example.org");
+        assert_eq!(
+            redact_recipient("postmaster@example.org"),
+            "postmaster@example.org"
+        );
+        assert_eq!(redact_recipient("bn-42-1234"), "bn-42-***");
+        assert_eq!(redact_recipient("bé-1-2@example.org"), "bé-1-2@example.org");
+        assert_eq!(redact_recipient("ü@x"), "ü@x");
+    }
+}

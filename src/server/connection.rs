@@ -1,0 +1,588 @@
+//! One SMTP connection: reads command lines and message data from the stream under the
+//! limits (line length, size, timeouts, shutdown), runs them through the [`Session`] state
+//! machine, performs STARTTLS, and hands complete messages to the [`Deliver`]
+//! implementation.
+//!
+//! Replies are buffered while the client has more pipelined commands waiting and flushed
+//! before the next read would block (RFC 2920).
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Buf, BytesMut};
+use smtp_proto::request::receiver::DataReceiver;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+
+use super::Context;
+use super::io::{BoxStream, write_all_timeout};
+use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
+use super::shutdown::Phase;
+use crate::flows::Envelope;
+use crate::logging;
+use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
+use crate::reply::Reply;
+
+/// Why a connection ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    #[error("client closed the connection")]
+    Closed,
+    #[error("i/o error: {0}")]
+    Io(#[from] io::Error),
+    #[error("timed out")]
+    Timeout,
+    #[error("server shutting down")]
+    Shutdown,
+    #[error("TLS handshake failed: {0}")]
+    Tls(io::Error),
+}
+
+/// A command line as read, or the fact that it was too long (and has been skipped).
+enum Line {
+    Command(Vec<u8>),
+    TooLong,
+}
+
+/// The outcome of reading one message body.
+struct Body {
+    bytes: Vec<u8>,
+    /// Total size after dot-unstuffing, even when the bytes were discarded.
+    size: usize,
+    oversize: bool,
+    /// A bare CR or LF next to a lone dot: an attempt to smuggle a second message.
+    smuggling: bool,
+}
+
+/// A connection in progress.
+pub struct Connection {
+    ctx: Arc<Context>,
+    stream: BoxStream,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    session: Session,
+    session_deadline: Instant,
+    /// Skipping the rest of an over-long line.
+    discarding: bool,
+}
+
+impl Connection {
+    pub fn new(
+        ctx: Arc<Context>,
+        stream: BoxStream,
+        client: SocketAddr,
+        tls_active: bool,
+        starttls_available: bool,
+        xclient_allowed: bool,
+    ) -> Connection {
+        let limits = &ctx.settings.inbound_smtp_server.limits;
+        let session_deadline = Instant::now() + Duration::from_secs(limits.session_timeout_secs);
+        let mut session = Session::new(client.ip(), tls_active, starttls_available);
+        session.xclient_allowed = xclient_allowed;
+        Connection {
+            ctx,
+            stream,
+            rbuf: BytesMut::with_capacity(4096),
+            wbuf: Vec::with_capacity(1024),
+            session,
+            session_deadline,
+            discarding: false,
+        }
+    }
+
+    fn limits(&self) -> &crate::config::SmtpLimits {
+        &self.ctx.settings.inbound_smtp_server.limits
+    }
+
+    /// Bytes read before the session started (left over after a PROXY header).
+    pub fn prefill(&mut self, bytes: &[u8]) {
+        self.rbuf.extend_from_slice(bytes);
+    }
+
+    /// Runs the session to its end. Errors are the client's doing or the network's and are
+    /// only logged by the caller.
+    pub async fn run(mut self) -> Result<(), ConnError> {
+        let greeting = Reply::new(
+            220,
+            "",
+            format!("{} ESMTP notify-inbound", self.ctx.hostname),
+        );
+        self.ctx
+            .metrics
+            .smtp_reply(CommandClass::Greeting, greeting.code);
+        self.queue(&greeting);
+        self.flush().await?;
+        loop {
+            let line = match self.next_line().await {
+                Ok(line) => line,
+                Err(ConnError::Timeout) => {
+                    let (text, reason) = if Instant::now() >= self.session_deadline {
+                        (
+                            "session time limit reached, closing",
+                            AbortReason::SessionTimeout,
+                        )
+                    } else {
+                        (
+                            "timeout waiting for a command, closing",
+                            AbortReason::CommandTimeout,
+                        )
+                    };
+                    self.ctx.metrics.session_aborted(reason);
+                    return self.close_with(Reply::new(421, "4.4.2", text)).await;
+                }
+                Err(ConnError::Shutdown) => {
+                    self.ctx.metrics.session_aborted(AbortReason::Shutdown);
+                    return self
+                        .close_with(Reply::new(
+                            421,
+                            "4.3.2",
+                            "server shutting down, try again later",
+                        ))
+                        .await;
+                }
+                Err(e) => return Err(e),
+            };
+            let (class, action) = match line {
+                Line::TooLong => (
+                    CommandClass::Unknown,
+                    self.session.line_too_long(&self.ctx.session_cfg),
+                ),
+                Line::Command(line) => {
+                    let guard = self.ctx.guard.as_deref();
+                    let action =
+                        self.session
+                            .handle(&line, &self.ctx.session_cfg, &self.ctx.router, guard);
+                    (command_class(&line), action)
+                }
+            };
+            self.record(class, &action);
+            match action {
+                Action::Reply(reply) => {
+                    self.queue(&reply);
+                    if !self.rbuf.contains(&b'\n') {
+                        self.flush().await?;
+                    }
+                }
+                Action::Close(reply) => return self.close_with(reply).await,
+                Action::StartTls(reply) => {
+                    self.queue(&reply);
+                    self.flush().await?;
+                    self.start_tls().await?;
+                }
+                Action::Data(reply) => {
+                    self.queue(&reply);
+                    self.flush().await?;
+                    let reply = match self.receive_message().await {
+                        Ok(reply) => reply,
+                        Err(ConnError::Timeout) => {
+                            self.ctx.metrics.session_aborted(AbortReason::DataTimeout);
+                            return self
+                                .close_with(Reply::new(
+                                    421,
+                                    "4.4.2",
+                                    "timeout reading the message, closing",
+                                ))
+                                .await;
+                        }
+                        Err(ConnError::Shutdown) => {
+                            self.ctx.metrics.session_aborted(AbortReason::Shutdown);
+                            return self
+                                .close_with(Reply::new(
+                                    421,
+                                    "4.3.2",
+                                    "server shutting down, try again later",
+                                ))
+                                .await;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    self.ctx
+                        .metrics
+                        .smtp_reply(CommandClass::Message, reply.code);
+                    self.queue(&reply);
+                    if !self.rbuf.contains(&b'\n') {
+                        self.flush().await?;
+                    }
+                }
+                Action::Xclient(args) => {
+                    let reply = self.apply_xclient(&args);
+                    self.queue(&reply);
+                    self.flush().await?;
+                }
+            }
+        }
+    }
+
+    /// Counts the reply to one command, and why the session closes if it does.
+    fn record(&mut self, class: CommandClass, action: &Action) {
+        let m = &self.ctx.metrics;
+        match action {
+            Action::Reply(r) | Action::Close(r) | Action::StartTls(r) | Action::Data(r) => {
+                m.smtp_reply(class, r.code)
+            }
+            Action::Xclient(_) => {}
+        }
+        if let Some(reason) = self.session.rcpt_refusal.take() {
+            m.rcpt_rejected(reason);
+        }
+        if let Some(reason) = self.session.abort.take() {
+            m.session_aborted(reason);
+        }
+    }
+
+    fn apply_xclient(&mut self, _args: &str) -> Reply {
+        Reply::new(550, "5.7.0", "XCLIENT not permitted")
+    }
+
+    async fn close_with(&mut self, reply: Reply) -> Result<(), ConnError> {
+        self.queue(&reply);
+        let _ = self.flush().await;
+        Ok(())
+    }
+
+    fn queue(&mut self, reply: &Reply) {
+        self.wbuf.extend_from_slice(reply.to_wire().as_bytes());
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnError> {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        let timeout = Duration::from_secs(self.limits().command_timeout_secs);
+        let result = write_all_timeout(&mut self.stream, &self.wbuf, timeout).await;
+        self.wbuf.clear();
+        result.map_err(|e| {
+            if e.kind() == io::ErrorKind::TimedOut {
+                ConnError::Timeout
+            } else {
+                ConnError::Io(e)
+            }
+        })
+    }
+
+    /// The deadline of the next read: the command or data timeout, capped by the session's.
+    fn deadline(&self, secs: u64) -> Instant {
+        (Instant::now() + Duration::from_secs(secs)).min(self.session_deadline)
+    }
+
+    /// Reads more bytes into `rbuf`, honouring the deadline and shutdown.
+    async fn fill(&mut self, deadline: Instant, in_transaction: bool) -> Result<(), ConnError> {
+        // Idle sessions close as soon as draining starts; a transaction in progress gets
+        // the grace period.
+        let stop_at = if in_transaction {
+            Phase::Closing
+        } else {
+            Phase::Draining
+        };
+        let shutdown = self.ctx.shutdown.clone();
+        if shutdown.phase() >= stop_at {
+            return Err(ConnError::Shutdown);
+        }
+        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
+            self.rbuf.reserve(4096);
+        }
+        tokio::select! {
+            read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => {
+                match read {
+                    Err(_) => Err(ConnError::Timeout),
+                    Ok(Ok(0)) => Err(ConnError::Closed),
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(ConnError::Io(e)),
+                }
+            }
+            _ = shutdown.reached(stop_at) => Err(ConnError::Shutdown),
+        }
+    }
+
+    async fn next_line(&mut self) -> Result<Line, ConnError> {
+        let deadline = self.deadline(self.limits().command_timeout_secs);
+        loop {
+            if let Some(pos) = self.rbuf.iter().position(|&b| b == b'\n') {
+                let raw = self.rbuf.split_to(pos + 1);
+                if std::mem::take(&mut self.discarding) || raw.len() > MAX_COMMAND_LINE {
+                    return Ok(Line::TooLong);
+                }
+                let mut line = raw.to_vec();
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+                return Ok(Line::Command(line));
+            }
+            if self.rbuf.len() > MAX_COMMAND_LINE {
+                // Keep nothing of an over-long line: memory stays bounded however long it is.
+                self.rbuf.clear();
+                self.discarding = true;
+            }
+            let in_tx = self.session.transaction.is_some();
+            self.fill(deadline, in_tx).await?;
+        }
+    }
+
+    async fn start_tls(&mut self) -> Result<(), ConnError> {
+        let Some(tls) = self.ctx.tls.clone() else {
+            return Err(ConnError::Closed);
+        };
+        // Whatever the client pipelined after STARTTLS was sent in clear text and must not
+        // be executed inside the TLS session (CVE-2011-0411).
+        self.rbuf.clear();
+        let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
+        let timeout = Duration::from_secs(self.limits().command_timeout_secs);
+        let result = tokio::time::timeout(timeout, tls.acceptor().accept(plain)).await;
+        self.ctx
+            .metrics
+            .tls_handshake(HandshakeMode::Starttls, matches!(result, Ok(Ok(_))));
+        let tls_stream = match result {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(ConnError::Tls(e)),
+            Err(_) => return Err(ConnError::Timeout),
+        };
+        self.stream = Box::new(tls_stream);
+        self.session.tls_started();
+        Ok(())
+    }
+
+    /// Reads the message after 354, then delivers it and returns the reply to DATA.
+    async fn receive_message(&mut self) -> Result<Reply, ConnError> {
+        let limit = self.ctx.session_cfg.size_limit;
+        let body = match self.read_body(limit).await {
+            Ok(body) => body,
+            Err(ConnError::Timeout) => {
+                self.session.finish_transaction();
+                return Err(ConnError::Timeout);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(tx) = self.session.finish_transaction() else {
+            return Ok(Reply::new(503, "5.5.1", "no transaction"));
+        };
+        if body.oversize {
+            let reply = Reply::new(
+                552,
+                "5.3.4",
+                format!("message too big (limit {limit} bytes)"),
+            );
+            self.log_refusal(&tx, &reply, body.size);
+            return Ok(reply);
+        }
+        if body.smuggling {
+            let reply = Reply::new(
+                550,
+                "5.6.0",
+                "message refused: bare CR or LF around a lone dot; use CRLF line endings",
+            );
+            self.log_refusal(&tx, &reply, body.size);
+            return Ok(reply);
+        }
+        let started = std::time::Instant::now();
+        let kind = tx
+            .recipients
+            .first()
+            .map(|r| MessageKind::from(r.kind))
+            .unwrap_or(MessageKind::Postmaster);
+        let unsubscribe = kind == MessageKind::Un;
+        let size = body.bytes.len();
+        let reply = self.deliver(tx, body.bytes).await;
+        if unsubscribe && reply.is_permanent_failure() {
+            // The API said the code or the address is wrong: one more guess from this client.
+            self.ctx
+                .failed_unsubscribes
+                .record_failure(self.session.client);
+        }
+        self.ctx
+            .metrics
+            .message(kind, MessageOutcome::from_code(reply.code));
+        logging::transaction(&logging::Transaction {
+            client: self.session.client,
+            kind,
+            reply: &reply,
+            size,
+            elapsed: started.elapsed(),
+        });
+        Ok(reply)
+    }
+
+    fn log_refusal(&self, tx: &Transaction, reply: &Reply, size: usize) {
+        let kind = tx
+            .recipients
+            .first()
+            .map(|r| MessageKind::from(r.kind))
+            .unwrap_or(MessageKind::Postmaster);
+        self.ctx
+            .metrics
+            .message(kind, MessageOutcome::from_code(reply.code));
+        logging::transaction(&logging::Transaction {
+            client: self.session.client,
+            kind,
+            reply,
+            size,
+            elapsed: std::time::Duration::ZERO,
+        });
+    }
+
+    async fn deliver(&self, tx: Transaction, message: Vec<u8>) -> Reply {
+        if tx.recipients.is_empty() {
+            // Only postmaster: RFC 5321 §4.5.1 wants it accepted; we keep a record, not the mail.
+            let parsed = mail_parser::MessageParser::new().parse_headers(&message);
+            let (message_id, subject) = parsed
+                .as_ref()
+                .map(|m| {
+                    (
+                        m.message_id().unwrap_or("").to_string(),
+                        m.subject().unwrap_or("").to_string(),
+                    )
+                })
+                .unwrap_or_default();
+            tracing::info!(
+                client = %self.session.client,
+                kind = "postmaster",
+                outcome = "discarded",
+                code = 250,
+                sender = %super::session::sanitize(&tx.mail_from),
+                message_id = %super::session::sanitize(&message_id),
+                subject = %super::session::sanitize(&subject),
+                size = message.len(),
+                "postmaster message logged and discarded"
+            );
+            return Reply::ok("message received by postmaster");
+        }
+        // With more than one recipient allowed per transaction, the first reply that is not
+        // a success answers for the whole message, so a retry covers every recipient.
+        let mut reply = Reply::ok("message accepted");
+        for recipient in tx.recipients {
+            let envelope = Envelope {
+                client: self.session.client,
+                mail_from: tx.mail_from.clone(),
+                recipient,
+            };
+            let r = self.ctx.deliver.deliver(&envelope, &message).await;
+            if !r.is_positive() {
+                return r;
+            }
+            reply = r;
+        }
+        reply
+    }
+
+    async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {
+        let deadline = self.deadline(self.limits().data_timeout_secs);
+        let mut receiver = DataReceiver::new();
+        // The receiver recognises "." only after a CRLF it has seen; DATA starts a line.
+        let mut scratch = Vec::new();
+        receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+        let mut body = Body {
+            bytes: Vec::with_capacity(8192.min(limit)),
+            size: 0,
+            oversize: false,
+            smuggling: false,
+        };
+        let mut tail = [0u8; 4];
+        loop {
+            let available = self.rbuf.len();
+            let (done, consumed) = {
+                let mut iter = self.rbuf.iter();
+                let done = receiver.ingest(&mut iter, &mut body.bytes);
+                (done, available - iter.as_slice().len())
+            };
+            if !body.smuggling {
+                body.smuggling = scan_smuggling(&mut tail, &self.rbuf[..consumed]);
+            }
+            self.rbuf.advance(consumed);
+            if body.bytes.len() > limit {
+                // Over the limit: count, and drop what was read, so memory stays bounded.
+                body.oversize = true;
+                body.size += body.bytes.len();
+                body.bytes.clear();
+            }
+            if done {
+                body.size += body.bytes.len();
+                if body.oversize {
+                    body.bytes = Vec::new();
+                }
+                return Ok(body);
+            }
+            self.fill(deadline, true).await?;
+        }
+    }
+}
+
+/// The metrics class of a command line, from its verb.
+fn command_class(line: &[u8]) -> CommandClass {
+    let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    let verb = &line[..end];
+    let is = |v: &str| verb.eq_ignore_ascii_case(v.as_bytes());
+    if is("EHLO") || is("HELO") {
+        CommandClass::Helo
+    } else if is("MAIL") {
+        CommandClass::Mail
+    } else if is("RCPT") {
+        CommandClass::Rcpt
+    } else if is("DATA") {
+        CommandClass::Data
+    } else if is("RSET") {
+        CommandClass::Rset
+    } else if is("NOOP") {
+        CommandClass::Noop
+    } else if is("VRFY") || is("EXPN") {
+        CommandClass::Vrfy
+    } else if is("HELP") {
+        CommandClass::Help
+    } else if is("STARTTLS") {
+        CommandClass::Starttls
+    } else if is("XCLIENT") {
+        CommandClass::Xclient
+    } else if is("QUIT") {
+        CommandClass::Quit
+    } else {
+        CommandClass::Unknown
+    }
+}
+
+/// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>` and `<CR><LF>.<LF>` style sequences —
+/// a lone dot next to a bare line ending — across chunk boundaries (`tail` carries the last
+/// bytes of the previous chunk).
+fn scan_smuggling(tail: &mut [u8; 4], chunk: &[u8]) -> bool {
+    let mut window = [0u8; 5];
+    let mut found = false;
+    for &b in chunk {
+        window[..4].copy_from_slice(&tail[..]);
+        window[4] = b;
+        // window[1..4] is "x.y" with x, y line-ending bytes.
+        let (a, dot, c) = (window[2], window[3], window[4]);
+        if dot == b'.' && (a == b'\n' || a == b'\r') && (c == b'\n' || c == b'\r') {
+            let crlf_before = a == b'\n' && window[1] == b'\r';
+            let proper = crlf_before && c == b'\r';
+            if !proper {
+                found = true;
+            }
+        }
+        tail.copy_within(1.., 0);
+        tail[3] = b;
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn smuggles(s: &[u8]) -> bool {
+        scan_smuggling(&mut [0u8; 4], s)
+    }
+
+    #[test]
+    fn smuggling_patterns() {
+        assert!(smuggles(b"a\r\n\n.\nMAIL FROM"));
+        assert!(smuggles(b"a\r.\rb"));
+        assert!(smuggles(b"a\n.\r\nb"));
+        assert!(smuggles(b"a\r\n.\nb"));
+        assert!(!smuggles(b"a\r\n..\r\nb\r\n"));
+        assert!(!smuggles(b"a\r\n.x\r\n"));
+        assert!(!smuggles(b"a\r\n.\r\n"));
+        let mut tail = [0u8; 4];
+        assert!(!scan_smuggling(&mut tail, b"abc\n"));
+        assert!(scan_smuggling(&mut tail, b".\n"));
+    }
+}

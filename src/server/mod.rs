@@ -1,0 +1,321 @@
+//! The SMTP server: binds the configured listeners, accepts connections under the
+//! connection limits, and runs one [`connection::Connection`] task per client until
+//! shutdown.
+
+pub mod connection;
+pub mod io;
+pub mod session;
+pub mod shutdown;
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+use crate::address::Router;
+use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
+use crate::flows::Deliver;
+use crate::limiter::{ConnectionLimiter, FailedUnsubscribeLimiter};
+use crate::metrics::{HandshakeMode, ListenerMetrics, Metrics, RejectReason};
+use crate::reply::Reply;
+use crate::tls::{TlsError, TlsProvider};
+use connection::Connection;
+use io::{BoxStream, write_all_timeout};
+use session::{RcptGuard, SessionConfig};
+use shutdown::{Phase, Shutdown};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("TLS: {0}")]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Everything the connections share, built once at start.
+pub struct Context {
+    pub settings: Arc<Settings>,
+    pub session_cfg: SessionConfig,
+    pub router: Router,
+    pub hostname: String,
+    pub deliver: Arc<dyn Deliver>,
+    pub tls: Option<Arc<TlsProvider>>,
+    pub guard: Option<Arc<dyn RcptGuard>>,
+    pub shutdown: Shutdown,
+    pub metrics: Arc<Metrics>,
+    pub connections: ConnectionLimiter,
+    pub failed_unsubscribes: Arc<FailedUnsubscribeLimiter>,
+    tracker: Tracker,
+}
+
+impl RcptGuard for FailedUnsubscribeLimiter {
+    fn check(&self, client: IpAddr, _recipient: &crate::address::Recipient) -> Option<Reply> {
+        self.blocked_for(client).map(|wait| {
+            Reply::new(
+                450,
+                "4.7.1",
+                format!(
+                    "too many refused unsubscribe attempts from {client}; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            )
+        })
+    }
+}
+
+/// Counts live connections so shutdown can wait for them.
+#[derive(Default)]
+struct Tracker {
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+struct Active<'a>(&'a Tracker);
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        if self.0.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
+}
+
+/// A bound listener.
+#[derive(Debug, Clone)]
+pub struct BoundListener {
+    pub addr: SocketAddr,
+    pub settings: ListenerSettings,
+}
+
+/// The running server.
+pub struct Server {
+    ctx: Arc<Context>,
+    pub listeners: Vec<BoundListener>,
+    accept_tasks: Vec<tokio::task::JoinHandle<()>>,
+    reloader: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds every configured listener and starts accepting.
+    pub async fn start(
+        settings: Arc<Settings>,
+        deliver: Arc<dyn Deliver>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Server, ServerError> {
+        let listeners = settings.listeners();
+        let wants_tls = listeners.iter().any(|l| l.tls != TlsMode::None);
+        let opts = &settings.inbound_smtp_server.options;
+        let tls = if wants_tls {
+            let mut names = settings.domains();
+            names.insert(0, settings.hostname());
+            names.dedup();
+            let provider = TlsProvider::new(&opts.cert, &opts.key, &names)?;
+            if provider.self_signed {
+                tracing::warn!(
+                    "no TLS certificate configured (inbound_smtp_server.options.cert/key): using a self-signed certificate made at start"
+                );
+            }
+            Some(Arc::new(provider))
+        } else {
+            None
+        };
+        let reloader = tls
+            .as_ref()
+            .and_then(|t| t.spawn_reloader(Duration::from_secs(5)));
+        let s = &settings.inbound_smtp_server;
+        let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
+        let ctx = Arc::new(Context {
+            metrics,
+            session_cfg: SessionConfig {
+                hostname: settings.hostname(),
+                size_limit: s.options.size,
+                max_recipients: s.max_recipients_per_transaction,
+                max_errors: s.limits.max_errors,
+                max_commands: s.limits.max_commands,
+                max_transactions: s.limits.max_transactions,
+            },
+            router: Router::new(&settings)?,
+            hostname: settings.hostname(),
+            deliver,
+            tls,
+            guard: Some(failed_unsubscribes.clone() as Arc<dyn RcptGuard>),
+            failed_unsubscribes,
+            connections: ConnectionLimiter::from_limits(&s.limits),
+            shutdown: Shutdown::new(),
+            tracker: Tracker::default(),
+            settings: settings.clone(),
+        });
+        let mut bound = Vec::new();
+        let mut accept_tasks = Vec::new();
+        for l in listeners {
+            let addr = format!("{}:{}", l.ip, l.port);
+            let ip: IpAddr =
+                l.ip.parse()
+                    .map_err(|_| ConfigError::invalid("listener ip", &l.ip, "an IP address"))?;
+            let listener = TcpListener::bind(SocketAddr::new(ip, l.port))
+                .await
+                .map_err(|source| ServerError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?;
+            let local = listener
+                .local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            tracing::info!(addr = %local, tls = ?l.tls, proxy_protocol = l.proxy_protocol, "SMTP listener started");
+            bound.push(BoundListener {
+                addr: local,
+                settings: l.clone(),
+            });
+            let metrics = ctx.metrics.listener(&local.to_string());
+            accept_tasks.push(tokio::spawn(accept_loop(ctx.clone(), listener, l, metrics)));
+        }
+        Ok(Server {
+            ctx,
+            listeners: bound,
+            accept_tasks,
+            reloader,
+        })
+    }
+
+    /// The address of the first listener with the given TLS mode.
+    pub fn addr(&self, mode: TlsMode) -> Option<SocketAddr> {
+        self.listeners
+            .iter()
+            .find(|l| l.settings.tls == mode)
+            .map(|l| l.addr)
+    }
+
+    pub fn shutdown_handle(&self) -> Shutdown {
+        self.ctx.shutdown.clone()
+    }
+
+    pub fn active_connections(&self) -> usize {
+        self.ctx.tracker.active.load(Ordering::Acquire)
+    }
+
+    /// Stops accepting, lets transactions in flight finish for up to `grace`, then closes
+    /// the remaining sessions with 421 4.3.2.
+    pub async fn shutdown(self, grace: Duration) {
+        self.ctx.shutdown.advance(Phase::Draining);
+        for t in &self.accept_tasks {
+            t.abort();
+        }
+        if let Some(r) = &self.reloader {
+            r.abort();
+        }
+        if tokio::time::timeout(grace, self.wait_idle()).await.is_err() {
+            tracing::warn!(
+                remaining = self.active_connections(),
+                "grace period over, closing remaining sessions"
+            );
+        }
+        self.ctx.shutdown.advance(Phase::Closing);
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.wait_idle()).await;
+    }
+
+    async fn wait_idle(&self) {
+        loop {
+            let notified = self.ctx.tracker.idle.notified();
+            if self.active_connections() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+async fn accept_loop(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    settings: ListenerSettings,
+    metrics: ListenerMetrics,
+) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        if ctx.shutdown.phase() != Phase::Running {
+            return;
+        }
+        let _ = stream.set_nodelay(true);
+        ctx.tracker.active.fetch_add(1, Ordering::AcqRel);
+        let open = metrics.connection_opened();
+        let ctx = ctx.clone();
+        let settings = settings.clone();
+        tokio::spawn(async move {
+            let _active = Active(&ctx.tracker);
+            let _open = open;
+            handle(&ctx, stream, peer, &settings).await;
+        });
+    }
+}
+
+async fn handle(
+    ctx: &Arc<Context>,
+    stream: TcpStream,
+    peer: SocketAddr,
+    listener: &ListenerSettings,
+) {
+    let limits = &ctx.settings.inbound_smtp_server.limits;
+    let client = peer;
+    let _permit = match ctx.connections.try_acquire(client.ip()) {
+        Ok(permit) => permit,
+        Err(e) => {
+            ctx.metrics.connection_rejected(RejectReason::from(e));
+            let reply = Reply::new(421, "4.7.0", e.to_string());
+            refuse(ctx, Box::new(stream), reply).await;
+            return;
+        }
+    };
+    let mut stream: BoxStream = Box::new(stream);
+    let tls_active = listener.tls == TlsMode::Implicit;
+    if tls_active {
+        let Some(tls) = ctx.tls.clone() else { return };
+        let timeout = Duration::from_secs(limits.command_timeout_secs);
+        let result = tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
+        ctx.metrics
+            .tls_handshake(HandshakeMode::Implicit, matches!(result, Ok(Ok(_))));
+        match result {
+            Ok(Ok(s)) => stream = Box::new(s),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                return;
+            }
+        }
+    }
+    let starttls = listener.tls == TlsMode::Starttls && ctx.tls.is_some();
+    let conn = Connection::new(ctx.clone(), stream, client, tls_active, starttls, false);
+    if let Err(e) = conn.run().await {
+        tracing::debug!(%peer, error = %e, "connection ended");
+    }
+}
+
+async fn refuse(ctx: &Context, mut stream: BoxStream, reply: Reply) {
+    let timeout = Duration::from_secs(
+        ctx.settings
+            .inbound_smtp_server
+            .limits
+            .command_timeout_secs
+            .min(10),
+    );
+    let _ = write_all_timeout(&mut stream, reply.to_wire().as_bytes(), timeout).await;
+}
