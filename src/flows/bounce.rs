@@ -26,8 +26,8 @@ use serde_json::{Value, json};
 
 use crate::api::{ApiError, Bounce, NewBounce, UnsubscribeOutcome};
 
-use super::classify::assess;
 use super::{Envelope, Handled, Processor};
+use crate::classify::{MessageKind, assess};
 
 impl Processor {
     pub(super) async fn bounce(&self, envelope: &Envelope, raw: &[u8]) -> Handled {
@@ -77,7 +77,13 @@ impl Processor {
             (b.id, old_count, "duplicate")
         } else {
             let mut counts = assessment.counts;
-            let mut outcome = if counts { "counted" } else { "not_counted" };
+            let mut outcome = if counts {
+                "counted"
+            } else if assessment.verdict.kind == MessageKind::Unparsable {
+                "unparsable_recorded"
+            } else {
+                "not_counted"
+            };
             if counts && self.counted_within_window(&old_messages, &address) {
                 counts = false;
                 outcome = "not_counted_window";
@@ -126,7 +132,9 @@ impl Processor {
         }
         let text = match outcome {
             "duplicate" => "bounce already recorded",
-            "not_counted" | "not_counted_window" => "bounce recorded, not counted",
+            "not_counted" | "not_counted_window" | "unparsable_recorded" => {
+                "bounce recorded, not counted"
+            }
             "counted" => "bounce recorded",
             _ => "bounce recorded, subscriber unsubscribed",
         };

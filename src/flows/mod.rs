@@ -9,7 +9,6 @@
 //! handled the same way.
 
 mod bounce;
-mod interim_classify;
 mod locks;
 mod unsubscribe;
 
@@ -22,8 +21,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::reply::Reply;
 
-// The classifier module is written alongside; this stand-in has its interface.
-use interim_classify as classify;
+use crate::classify;
 pub use locks::KeyedLocks;
 
 /// What the SMTP session hands over once DATA is complete.
