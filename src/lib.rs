@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod address;
+pub mod api;
 pub mod classify;
 pub mod config;
 pub mod flows;

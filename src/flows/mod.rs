@@ -2,14 +2,27 @@
 //! notification service's API and decide the reply to DATA.
 //!
 //! The SMTP layer only knows the [`Deliver`] trait, so the session can be tested with a
-//! stand-in and the flows without a socket.
+//! stand-in and the flows without a socket. [`Processor`] is the real implementation: built
+//! once from the settings (regexes compiled, API client set up), then shared by every
+//! session. It keeps no state that matters across messages: what was already applied is
+//! recognised from the service's own records, so a retry reaching another replica is
+//! handled the same way.
+
+mod bounce;
+mod locks;
+mod unsubscribe;
 
 use std::net::IpAddr;
 
 use futures::future::BoxFuture;
 
-use crate::address::Recipient;
+use crate::address::{Kind, Recipient};
+use crate::api::{ApiClient, ApiError};
+use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::reply::Reply;
+
+use crate::classify;
+pub use locks::KeyedLocks;
 
 /// What the SMTP session hands over once DATA is complete.
 #[derive(Debug, Clone)]
@@ -25,4 +38,112 @@ pub struct Envelope {
 /// Turns a received message into its effect and the reply to DATA.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply>;
+}
+
+/// Why the processor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
+
+/// The `un` and `bn` flows against the notification service.
+#[derive(Debug)]
+pub struct Processor {
+    api: ApiClient,
+    filters: classify::Filters,
+    bounce: BounceSettings,
+    unsubscribe_enabled: bool,
+    locks: KeyedLocks,
+}
+
+impl Processor {
+    pub fn new(settings: &Settings) -> Result<Processor, SetupError> {
+        Ok(Processor::with_client(settings, ApiClient::new(settings)?)?)
+    }
+
+    /// Builds the processor around an existing client (shared with a readiness check).
+    pub fn with_client(settings: &Settings, api: ApiClient) -> Result<Processor, ConfigError> {
+        Ok(Processor {
+            api,
+            filters: classify::Filters::new(&settings.bounce)?,
+            bounce: settings.bounce.clone(),
+            unsubscribe_enabled: settings.list_unsubscribe_by_email.enabled,
+            locks: KeyedLocks::new(),
+        })
+    }
+
+    pub fn api(&self) -> &ApiClient {
+        &self.api
+    }
+
+    /// Processes one message and gives the reply to DATA.
+    pub async fn process(&self, envelope: &Envelope, message: &[u8]) -> Reply {
+        let handled = match envelope.recipient.kind {
+            Kind::Unsubscribe => self.unsubscribe(envelope).await,
+            Kind::Bounce => self.bounce(envelope, message).await,
+        };
+        handled.log(envelope, message.len());
+        handled.reply
+    }
+}
+
+impl Deliver for Processor {
+    fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply> {
+        Box::pin(self.process(envelope, message))
+    }
+}
+
+/// The result of one flow: the reply, a short outcome label for the log and, for a
+/// temporary failure, what went wrong.
+struct Handled {
+    outcome: &'static str,
+    reply: Reply,
+    detail: Option<String>,
+}
+
+impl Handled {
+    fn new(outcome: &'static str, reply: Reply) -> Handled {
+        Handled {
+            outcome,
+            reply,
+            detail: None,
+        }
+    }
+
+    fn ok(outcome: &'static str, text: &str) -> Handled {
+        Handled::new(outcome, Reply::ok(text))
+    }
+
+    /// 451 4.3.0: the service could not confirm the effect; the sender keeps the message.
+    fn api_failure(error: &ApiError) -> Handled {
+        Handled {
+            outcome: "api_unavailable",
+            reply: Reply::temporary(
+                "the notification service is unavailable, please try again later",
+            ),
+            detail: Some(error.to_string()),
+        }
+    }
+
+    fn with_detail(mut self, detail: impl Into<String>) -> Handled {
+        self.detail = Some(detail.into());
+        self
+    }
+
+    /// One line per message; never the body, the code or a secret.
+    fn log(&self, envelope: &Envelope, size: usize) {
+        let kind = envelope.recipient.kind.as_str();
+        let id = envelope.recipient.id.as_str();
+        let client = envelope.client;
+        let code = self.reply.code;
+        let detail = self.detail.as_deref().unwrap_or("");
+        if self.reply.code >= 400 && self.reply.code < 500 {
+            tracing::warn!(%client, kind, id, size, outcome = self.outcome, code, detail, "message not processed");
+        } else {
+            tracing::info!(%client, kind, id, size, outcome = self.outcome, code, detail, "message processed");
+        }
+    }
 }

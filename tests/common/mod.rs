@@ -1,0 +1,5 @@
+//! Helpers shared by the integration tests: `mod common;` in a test file brings them in.
+
+#![allow(dead_code)]
+
+pub mod fake_api;
