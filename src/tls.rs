@@ -70,6 +70,15 @@ impl Source {
         }
     }
 
+    fn is_empty_file(&self) -> bool {
+        match self {
+            Source::Inline(_) => false,
+            Source::File(path) => std::fs::read(path)
+                .map(|b| b.iter().all(u8::is_ascii_whitespace))
+                .unwrap_or(false),
+        }
+    }
+
     fn modified(&self) -> Option<SystemTime> {
         match self {
             Source::Inline(_) => None,
@@ -104,14 +113,20 @@ impl TlsProvider {
         }
         let cert = Source::parse(cert);
         let key = Source::parse(key);
-        let config = load_config(&cert, &key)?;
         let stamps = (cert.modified(), key.modified());
+        // Empty files are a certificate not provisioned yet (an empty Secret that
+        // cert-manager fills later): serve a self-signed one until the files change.
+        let (config, self_signed) = if cert.is_empty_file() && key.is_empty_file() {
+            (self_signed_config(names)?, true)
+        } else {
+            (load_config(&cert, &key)?, false)
+        };
         Ok(TlsProvider {
             current: RwLock::new(Arc::new(config)),
             cert: Some(cert),
             key: Some(key),
             stamps: RwLock::new(stamps),
-            self_signed: false,
+            self_signed,
         })
     }
 
@@ -271,6 +286,26 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("no PEM"), "{e}");
+    }
+
+    #[test]
+    fn empty_files_serve_self_signed_until_filled() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, "").unwrap();
+        std::fs::write(&k, "").unwrap();
+        let p = TlsProvider::new(c.to_str().unwrap(), k.to_str().unwrap(), &["a.example".into()])
+            .unwrap();
+        assert!(p.self_signed);
+        let (cert, key) = generate_self_signed(&["b.example".into()]).unwrap();
+        std::fs::write(&c, &cert).unwrap();
+        std::fs::write(&k, &key).unwrap();
+        let mtime = SystemTime::now() + Duration::from_secs(5);
+        for f in [&c, &k] {
+            let f = std::fs::File::options().write(true).open(f).unwrap();
+            f.set_modified(mtime).unwrap();
+        }
+        assert!(p.reload_if_changed().unwrap());
     }
 
     #[test]

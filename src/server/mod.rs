@@ -126,7 +126,7 @@ impl Server {
             let provider = TlsProvider::new(&opts.cert, &opts.key, &names)?;
             if provider.self_signed {
                 tracing::warn!(
-                    "no TLS certificate configured (inbound_smtp_server.options.cert/key): using a self-signed certificate made at start"
+                    "no TLS certificate configured (inbound_smtp_server.options.cert/key empty or empty files): using a self-signed certificate made at start"
                 );
             }
             Some(Arc::new(provider))
