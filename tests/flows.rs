@@ -1121,6 +1121,48 @@ async fn client_certificate_authenticates_to_a_mutual_tls_api() {
 }
 
 #[tokio::test]
+async fn api_calls_are_counted_by_endpoint_and_status() {
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    let settings = fake.settings("[bounce]\nunsub_threshold = 0\n");
+    let metrics = std::sync::Arc::new(notify_inbound::metrics::Metrics::new());
+    let client = notify_inbound::api::ApiClient::new(&settings)
+        .unwrap()
+        .with_metrics(metrics.clone());
+    let p = Processor::with_client(&settings, client).unwrap();
+
+    assert_reply(
+        &p.deliver(&bn(&id, "12345"), dsn().as_bytes()).await,
+        250,
+        "2.0.0",
+    );
+    assert_reply(
+        &p.deliver(&un("404", "1", SUBSCRIBER), b"x").await,
+        550,
+        "5.1.1",
+    );
+
+    let text = metrics.encode();
+    let count = |endpoint: &str, status: &str| {
+        let prefix = format!(
+            "notify_inbound_api_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(count("find_subscription", "2xx"), "1");
+    assert_eq!(count("find_bounce", "2xx"), "1");
+    assert_eq!(count("create_bounce", "2xx"), "1");
+    assert_eq!(count("unsubscribe_all", "2xx"), "1");
+    assert_eq!(count("deactivate_bounce", "2xx"), "1");
+    assert_eq!(count("unsubscribe", "4xx"), "1");
+    assert_eq!(count("update_bounce", "2xx"), "0");
+}
+
+#[tokio::test]
 async fn crafted_ids_codes_and_senders_never_reach_another_path() {
     let fake = FakeApi::start().await;
     let victim = fake.add_subscription("myService", SUBSCRIBER, "12345");

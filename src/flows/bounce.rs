@@ -95,10 +95,7 @@ impl Processor {
             let written = match record {
                 Some(b) => self
                     .api
-                    .patch_bounce(
-                        &b.id,
-                        &json!({ "hardBounceCount": count, "bounceMessages": messages }),
-                    )
+                    .update_bounce(&b.id, count, &messages)
                     .await
                     .map(|()| b.id),
                 None => self
@@ -159,9 +156,7 @@ impl Processor {
                 "threshold unsubscribe refused; the subscription is no longer confirmed"
             ),
         }
-        self.api
-            .patch_bounce(bounce_id, &json!({ "state": "deleted" }))
-            .await
+        self.api.retire_bounce(bounce_id).await
     }
 
     /// Step 3 found no confirmed subscription: accept and drop. One case is finished first:
@@ -196,11 +191,7 @@ impl Processor {
         if !self.holds_this_unsubscribing_message(&record, raw, &address) {
             return dropped;
         }
-        match self
-            .api
-            .patch_bounce(&record.id, &json!({ "state": "deleted" }))
-            .await
-        {
+        match self.api.retire_bounce(&record.id).await {
             Ok(()) => Handled::ok(
                 "threshold_unsubscribed",
                 "bounce already recorded, subscriber unsubscribed",
