@@ -83,6 +83,8 @@ pub struct SmtpServerSettings {
     pub max_recipients_per_transaction: usize,
     pub id_regex: String,
     pub code_regex: String,
+    /// How often the certificate and key files are checked for changes.
+    pub tls_reload_interval_secs: u64,
     pub options: SmtpOptions,
     pub limits: SmtpLimits,
     /// Extra listeners; when empty, the NotifyBC form above defines the one listener.
@@ -448,6 +450,13 @@ impl Settings {
                     "a number greater than 0",
                 ));
             }
+        }
+        if s.tls_reload_interval_secs == 0 {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.tls_reload_interval_secs",
+                0,
+                "a number of seconds greater than 0",
+            ));
         }
         for (key, v) in [
             ("options.key", &s.options.key),

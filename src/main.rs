@@ -1,1 +1,174 @@
-fn main() {}
+//! The `notify-inbound` command: `serve` (the default), `check-config` and `classify`
+//! (SPEC §7).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use notify_inbound::api::ApiClient;
+use notify_inbound::classify::OutputFormat;
+use notify_inbound::config::{Settings, Sources};
+use notify_inbound::flows::Processor;
+use notify_inbound::metrics::Metrics;
+use notify_inbound::ops::{self, HttpApiProbe, OpsState, Readiness};
+use notify_inbound::server::Server;
+
+#[derive(Parser)]
+#[command(
+    name = "notify-inbound",
+    version,
+    about = "Receive-only SMTP server for NotifyBC: list-unsubscribe by email and bounces"
+)]
+struct Cli {
+    /// Configuration file layered over the defaults (instead of ./config.local.toml).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the SMTP server(s) (the default).
+    Serve,
+    /// Validate and print the effective configuration, secrets redacted.
+    CheckConfig,
+    /// Run the bounce classifier offline on .eml files, directories, maildirs, mbox files or - (stdin).
+    Classify {
+        #[arg(long, value_enum, default_value = "text")]
+        format: OutputFormat,
+        #[arg(required = true, value_name = "PATH")]
+        paths: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::load(&Sources {
+        file: cli.config.clone(),
+        env: true,
+    }) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("notify-inbound: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::CheckConfig => match toml::to_string_pretty(&settings.redacted()) {
+            Ok(text) => {
+                println!("# configuration is valid\n{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("notify-inbound: cannot print the configuration: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Classify { format, paths } => {
+            let ok = notify_inbound::classify::run_cli(
+                &settings,
+                format,
+                &paths,
+                &mut std::io::stdout().lock(),
+                &mut std::io::stderr().lock(),
+            );
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Command::Serve => serve(settings),
+    }
+}
+
+fn serve(settings: Settings) -> ExitCode {
+    if let Err(e) = notify_inbound::logging::init(&settings.log) {
+        eprintln!("notify-inbound: {e}");
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("notify-inbound: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("notify-inbound: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
+    let settings = Arc::new(settings);
+    if !settings.inbound_smtp_server.enabled {
+        tracing::warn!("inbound_smtp_server.enabled is false: nothing to do");
+        return Ok(());
+    }
+    let metrics = Arc::new(Metrics::new());
+    let api = ApiClient::new(&settings)?;
+    let probe = HttpApiProbe::from_settings(&settings, api.http().clone())?;
+    let readiness = Arc::new(Readiness::new(probe));
+    // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
+    let ops_listener = ops::bind(&settings.operations).await?;
+    let processor = Arc::new(Processor::with_client(&settings, api)?);
+    let server = Server::start(settings.clone(), processor, metrics.clone()).await?;
+    readiness.set_listeners_ready(true);
+    let ops_done = Arc::new(tokio::sync::Notify::new());
+    let ops_task = match ops_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            tracing::info!(%addr, "operations endpoint: /healthz /readyz /metrics");
+            let state = OpsState {
+                metrics: metrics.clone(),
+                readiness: readiness.clone(),
+            };
+            let done = ops_done.clone();
+            Some(tokio::spawn(ops::serve(listener, state, async move {
+                done.notified().await
+            })))
+        }
+        None => None,
+    };
+    wait_for_signal().await;
+    readiness.set_listeners_ready(false);
+    let grace = Duration::from_secs(settings.inbound_smtp_server.limits.shutdown_grace_secs);
+    tracing::info!(
+        grace_secs = grace.as_secs(),
+        "shutting down: no new connections, finishing transactions in flight"
+    );
+    server.shutdown(grace).await;
+    if let Some(task) = ops_task {
+        ops_done.notify_one();
+        let _ = task.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers only Ctrl-C via tokio's portable handler remains.
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -430,6 +430,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn headers_captured_from_haproxy_2_6() {
+        // Bytes HAProxy 2.6 sent with `send-proxy` and `send-proxy-v2` (scripts/proxy_smoke.py).
+        let v1 = b"PROXY TCP4 127.0.0.1 127.0.0.1 54354 57479\r\n";
+        let v2: &[u8] = &[
+            0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a, 0x21, 0x11,
+            0x00, 0x0c, 0x7f, 0x00, 0x00, 0x01, 0x7f, 0x00, 0x00, 0x01, 0xba, 0xe6, 0xa3, 0xdb,
+        ];
+        let (h, rest) = read_from(v1).await;
+        assert_eq!(h.unwrap().source, Some("127.0.0.1:54354".parse().unwrap()));
+        assert!(rest.is_empty());
+        let (h, rest) = read_from(v2).await;
+        let h = h.unwrap();
+        assert_eq!(h.source, Some("127.0.0.1:47846".parse().unwrap()));
+        assert_eq!(h.destination, Some("127.0.0.1:41947".parse().unwrap()));
+        assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
     async fn v2_proxy_tcp6() {
         let mut a = Vec::new();
         a.extend_from_slice(

@@ -373,6 +373,18 @@ mod tests {
     }
 
     #[test]
+    fn nginx_1_22_line_as_sent() {
+        // What nginx 1.22 (`xclient on; smtp_auth none;`, no resolver) sent to a backend, seen
+        // by scripts/proxy_smoke.py; the client's own EHLO follows it.
+        let line = "XCLIENT ADDR=127.0.0.1 NAME=[UNAVAILABLE]";
+        let args = line.strip_prefix("XCLIENT ").unwrap();
+        let u = parse(args).unwrap();
+        assert_eq!(u.client_addr(), Some(ip("127.0.0.1")));
+        assert_eq!(u.name, Some(Value::Unavailable));
+        assert_eq!((u.login, u.helo, u.proto), (None, None, None));
+    }
+
+    #[test]
     fn nginx_without_login_and_with_resolved_name() {
         let u = parse("ADDR=198.51.100.7 NAME=mx.example.org").unwrap();
         assert_eq!(u.client_addr(), Some(ip("198.51.100.7")));

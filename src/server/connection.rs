@@ -21,6 +21,7 @@ use super::io::{BoxStream, write_all_timeout};
 use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
 use super::shutdown::Phase;
 use crate::flows::Envelope;
+use crate::limiter::ConnectionPermit;
 use crate::logging;
 use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
 use crate::reply::Reply;
@@ -63,6 +64,8 @@ pub struct Connection {
     rbuf: BytesMut,
     wbuf: Vec<u8>,
     session: Session,
+    /// This connection's slot under the connection limits, held by the real client address.
+    permit: ConnectionPermit,
     session_deadline: Instant,
     /// Skipping the rest of an over-long line.
     discarding: bool,
@@ -73,6 +76,7 @@ impl Connection {
         ctx: Arc<Context>,
         stream: BoxStream,
         client: SocketAddr,
+        permit: ConnectionPermit,
         tls_active: bool,
         starttls_available: bool,
         xclient_allowed: bool,
@@ -87,6 +91,7 @@ impl Connection {
             rbuf: BytesMut::with_capacity(4096),
             wbuf: Vec::with_capacity(1024),
             session,
+            permit,
             session_deadline,
             discarding: false,
         }
@@ -206,11 +211,16 @@ impl Connection {
                         self.flush().await?;
                     }
                 }
-                Action::Xclient(args) => {
-                    let reply = self.apply_xclient(&args);
-                    self.queue(&reply);
-                    self.flush().await?;
-                }
+                Action::Xclient(args) => match self.apply_xclient(&args) {
+                    Ok(reply) => {
+                        self.ctx
+                            .metrics
+                            .smtp_reply(CommandClass::Xclient, reply.code);
+                        self.queue(&reply);
+                        self.flush().await?;
+                    }
+                    Err(reply) => return self.close_with(reply).await,
+                },
             }
         }
     }
@@ -232,8 +242,29 @@ impl Connection {
         }
     }
 
-    fn apply_xclient(&mut self, _args: &str) -> Reply {
-        Reply::new(550, "5.7.0", "XCLIENT not permitted")
+    /// XCLIENT from a trusted proxy: the session now speaks for the client the proxy names
+    /// and starts over with a new greeting (Postfix's XCLIENT semantics). Err: close.
+    fn apply_xclient(&mut self, args: &str) -> Result<Reply, Reply> {
+        let update = match crate::xclient::parse(args) {
+            Ok(u) => u,
+            Err(e) => return Ok(Reply::new(501, "5.5.4", e.to_string())),
+        };
+        let mut info = crate::xclient::ClientInfo::new(self.session.client);
+        update.apply_to(&mut info);
+        if info.addr != self.session.client {
+            if let Err(e) = self.permit.reassign(info.addr) {
+                self.ctx.metrics.connection_rejected(e.into());
+                return Err(Reply::new(421, "4.7.0", e.to_string()));
+            }
+            self.session.client = info.addr;
+        }
+        self.session.helo = None;
+        self.session.transaction = None;
+        Ok(Reply::new(
+            220,
+            "",
+            format!("{} ESMTP notify-inbound", self.ctx.hostname),
+        ))
     }
 
     async fn close_with(&mut self, reply: Reply) -> Result<(), ConnError> {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 
+use crate::access::Cidrs;
 use crate::address::Router;
 use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
@@ -54,6 +55,10 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub connections: ConnectionLimiter,
     pub failed_unsubscribes: Arc<FailedUnsubscribeLimiter>,
+    /// Who may send the PROXY protocol and XCLIENT.
+    pub trusted_proxies: Cidrs,
+    /// Who may connect at all (empty = everyone).
+    pub allowed_clients: Cidrs,
     tracker: Tracker,
 }
 
@@ -128,9 +133,11 @@ impl Server {
         } else {
             None
         };
-        let reloader = tls
-            .as_ref()
-            .and_then(|t| t.spawn_reloader(Duration::from_secs(5)));
+        let reloader = tls.as_ref().and_then(|t| {
+            t.spawn_reloader(Duration::from_secs(
+                settings.inbound_smtp_server.tls_reload_interval_secs,
+            ))
+        });
         let s = &settings.inbound_smtp_server;
         let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
         let ctx = Arc::new(Context {
@@ -150,6 +157,8 @@ impl Server {
             guard: Some(failed_unsubscribes.clone() as Arc<dyn RcptGuard>),
             failed_unsubscribes,
             connections: ConnectionLimiter::from_limits(&s.limits),
+            trusted_proxies: Cidrs::new(s.trusted_proxies.clone()),
+            allowed_clients: Cidrs::new(s.allowed_clients.clone()),
             shutdown: Shutdown::new(),
             tracker: Tracker::default(),
             settings: settings.clone(),
@@ -267,22 +276,44 @@ async fn accept_loop(
 
 async fn handle(
     ctx: &Arc<Context>,
-    stream: TcpStream,
+    mut tcp: TcpStream,
     peer: SocketAddr,
     listener: &ListenerSettings,
 ) {
     let limits = &ctx.settings.inbound_smtp_server.limits;
-    let client = peer;
-    let _permit = match ctx.connections.try_acquire(client.ip()) {
+    let trusted = ctx.trusted_proxies.contains(peer.ip());
+    // From a trusted proxy on a PROXY-protocol listener the header is required and nothing
+    // is sent before it; from anyone else a PROXY line is just an unknown command.
+    let client = if listener.proxy_protocol && trusted {
+        let timeout = Duration::from_secs(limits.proxy_header_timeout_secs);
+        match crate::proxy::read_header(&mut tcp, timeout).await {
+            Ok(header) => header.client_addr(peer),
+            Err(e) => {
+                ctx.metrics.connection_rejected(RejectReason::ProxyHeader);
+                tracing::warn!(%peer, error = %e, "closing connection from a trusted proxy without a valid PROXY header");
+                return;
+            }
+        }
+    } else {
+        peer
+    };
+    if !ctx.allowed_clients.allows(client.ip()) {
+        ctx.metrics.connection_rejected(RejectReason::NotAllowed);
+        tracing::info!(client = %client, "connection refused: not in allowed_clients");
+        let reply = Reply::new(554, "5.7.1", "no SMTP service for your address");
+        refuse(ctx, Box::new(tcp), reply).await;
+        return;
+    }
+    let permit = match ctx.connections.try_acquire(client.ip()) {
         Ok(permit) => permit,
         Err(e) => {
             ctx.metrics.connection_rejected(RejectReason::from(e));
             let reply = Reply::new(421, "4.7.0", e.to_string());
-            refuse(ctx, Box::new(stream), reply).await;
+            refuse(ctx, Box::new(tcp), reply).await;
             return;
         }
     };
-    let mut stream: BoxStream = Box::new(stream);
+    let mut stream: BoxStream = Box::new(tcp);
     let tls_active = listener.tls == TlsMode::Implicit;
     if tls_active {
         let Some(tls) = ctx.tls.clone() else { return };
@@ -293,19 +324,28 @@ async fn handle(
         match result {
             Ok(Ok(s)) => stream = Box::new(s),
             Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                tracing::debug!(%client, error = %e, "TLS handshake failed");
                 return;
             }
             Err(_) => {
-                tracing::debug!(%peer, "TLS handshake timed out");
+                tracing::debug!(%client, "TLS handshake timed out");
                 return;
             }
         }
     }
     let starttls = listener.tls == TlsMode::Starttls && ctx.tls.is_some();
-    let conn = Connection::new(ctx.clone(), stream, client, tls_active, starttls, false);
+    let xclient = listener.xclient && trusted;
+    let conn = Connection::new(
+        ctx.clone(),
+        stream,
+        client,
+        permit,
+        tls_active,
+        starttls,
+        xclient,
+    );
     if let Err(e) = conn.run().await {
-        tracing::debug!(%peer, error = %e, "connection ended");
+        tracing::debug!(%client, error = %e, "connection ended");
     }
 }
 

@@ -289,7 +289,7 @@ impl Session {
             lines.push("STARTTLS".to_string());
         }
         if self.xclient_allowed {
-            lines.push("XCLIENT ADDR NAME PROTO HELO".to_string());
+            lines.push(crate::xclient::EHLO_KEYWORD.to_string());
         }
         Action::Reply(Reply::new(250, "", lines.join("\n")))
     }

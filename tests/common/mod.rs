@@ -2,4 +2,5 @@
 
 #![allow(dead_code)]
 
+pub mod dsn;
 pub mod fake_api;

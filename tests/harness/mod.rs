@@ -187,6 +187,13 @@ pub fn code(reply: &str) -> u16 {
 
 /// A rustls client config that accepts any server certificate (tests use self-signed ones).
 pub fn insecure_tls() -> Arc<rustls::ClientConfig> {
+    insecure_tls_versions(rustls::DEFAULT_VERSIONS)
+}
+
+/// [`insecure_tls`] limited to the given protocol versions.
+pub fn insecure_tls_versions(
+    versions: &[&'static rustls::SupportedProtocolVersion],
+) -> Arc<rustls::ClientConfig> {
     use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
     use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
     use rustls::{DigitallySignedStruct, SignatureScheme};
@@ -228,7 +235,7 @@ pub fn insecure_tls() -> Arc<rustls::ClientConfig> {
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
+        .with_protocol_versions(versions)
         .unwrap()
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(AcceptAll))
