@@ -13,9 +13,12 @@
 //!
 //! Errors never carry the access token or a request's query string (which holds an
 //! unsubscription code): they name the method, the path and what to check.
+//!
+//! With [`ApiClient::with_metrics`] every call is counted by endpoint and status class, and
+//! its latency observed (`api_requests_total`, `api_request_duration_seconds`).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
@@ -25,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
+use crate::metrics::{ApiEndpoint, Metrics};
 
 /// What JavaScript's `encodeURIComponent` leaves alone: letters, digits and `-_.!~*'()`.
 /// Used for path segments and query components alike; `/`, `?`, `#`, `%`, `&`, `=` and
@@ -255,6 +259,7 @@ pub struct ApiClient {
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout_ms: u64,
+    metrics: Option<Arc<Metrics>>,
 }
 
 impl std::fmt::Debug for ApiClient {
@@ -330,7 +335,14 @@ impl ApiClient {
             permits: Arc::new(Semaphore::new(api.max_in_flight)),
             max_in_flight: api.max_in_flight,
             timeout_ms: api.timeout_ms,
+            metrics: None,
         })
+    }
+
+    /// Counts every call and observes its latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> ApiClient {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// The underlying HTTP client (same TLS set-up, pool and timeouts), for a readiness
@@ -363,8 +375,13 @@ impl ApiClient {
         if all_services {
             query.push_str("&additionalServices=_all");
         }
+        let endpoint = if all_services {
+            ApiEndpoint::UnsubscribeAll
+        } else {
+            ApiEndpoint::Unsubscribe
+        };
         let call = self
-            .send(Method::GET, &path, Some(&query), None, |r| {
+            .send(endpoint, Method::GET, &path, Some(&query), None, |r| {
                 r.header("is_anonymous", "true")
             })
             .await?;
@@ -404,7 +421,8 @@ impl ApiClient {
             json_string(id),
             json_string(code)
         );
-        self.get_json("/subscriptions", &filter).await
+        self.get_json(ApiEndpoint::FindSubscription, "/subscriptions", &filter)
+            .await
     }
 
     /// The subscription with this id in any state, or `None`:
@@ -413,7 +431,9 @@ impl ApiClient {
     /// that §4.2 already relies on, so no further endpoint is needed.
     pub async fn get_subscription(&self, id: &str) -> Result<Option<Subscription>, ApiError> {
         let filter = format!(r#"{{"where":{{"id":{}}}}}"#, json_string(id));
-        let found: Vec<Subscription> = self.get_json("/subscriptions", &filter).await?;
+        let found: Vec<Subscription> = self
+            .get_json(ApiEndpoint::FindSubscription, "/subscriptions", &filter)
+            .await?;
         Ok(found.into_iter().find(|s| s.id == id))
     }
 
@@ -427,14 +447,22 @@ impl ApiClient {
             r#"{{"where":{{"channel":"email","state":"active","userChannelId":{}}}}}"#,
             json_string(user_channel_id)
         );
-        self.get_json("/bounces", &filter).await
+        self.get_json(ApiEndpoint::FindBounce, "/bounces", &filter)
+            .await
     }
 
     /// `POST /bounces`; returns the created record (with its id).
     pub async fn create_bounce(&self, bounce: &NewBounce<'_>) -> Result<Bounce, ApiError> {
         let body = serde_json::to_vec(bounce).map_err(|e| ApiError::Client(e.to_string()))?;
         let call = self
-            .send(Method::POST, "/bounces", None, Some(body), |r| r)
+            .send(
+                ApiEndpoint::CreateBounce,
+                Method::POST,
+                "/bounces",
+                None,
+                Some(body),
+                |r| r,
+            )
             .await?;
         let status = call.response.status();
         if !status.is_success() {
@@ -443,12 +471,38 @@ impl ApiClient {
         self.read_json(Method::POST, "/bounces", call).await
     }
 
-    /// `PATCH /bounces/{id}` with a JSON object body.
-    pub async fn patch_bounce(&self, id: &str, body: &Value) -> Result<(), ApiError> {
+    /// `PATCH /bounces/{id}` with `{hardBounceCount, bounceMessages}` (§4.2 step 4).
+    pub async fn update_bounce(
+        &self,
+        id: &str,
+        hard_bounce_count: u64,
+        bounce_messages: &[Value],
+    ) -> Result<(), ApiError> {
+        let body = serde_json::json!({
+            "hardBounceCount": hard_bounce_count,
+            "bounceMessages": bounce_messages,
+        });
+        self.patch_bounce(ApiEndpoint::UpdateBounce, id, &body)
+            .await
+    }
+
+    /// `PATCH /bounces/{id}` with `{"state":"deleted"}` (§4.2 step 5).
+    pub async fn retire_bounce(&self, id: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "state": "deleted" });
+        self.patch_bounce(ApiEndpoint::DeactivateBounce, id, &body)
+            .await
+    }
+
+    async fn patch_bounce(
+        &self,
+        endpoint: ApiEndpoint,
+        id: &str,
+        body: &Value,
+    ) -> Result<(), ApiError> {
         let path = format!("/bounces/{}", path_segment(id)?);
         let body = serde_json::to_vec(body).map_err(|e| ApiError::Client(e.to_string()))?;
         let call = self
-            .send(Method::PATCH, &path, None, Some(body), |r| r)
+            .send(endpoint, Method::PATCH, &path, None, Some(body), |r| r)
             .await?;
         let status = call.response.status();
         if !status.is_success() {
@@ -459,12 +513,13 @@ impl ApiClient {
 
     async fn get_json<T: serde::de::DeserializeOwned>(
         &self,
+        endpoint: ApiEndpoint,
         path: &str,
         filter: &str,
     ) -> Result<T, ApiError> {
         let query = format!("filter={}", query_component(filter));
         let call = self
-            .send(Method::GET, path, Some(&query), None, |r| r)
+            .send(endpoint, Method::GET, path, Some(&query), None, |r| r)
             .await?;
         let status = call.response.status();
         if !status.is_success() {
@@ -477,6 +532,7 @@ impl ApiClient {
     /// are already encoded.
     async fn send(
         &self,
+        endpoint: ApiEndpoint,
         method: Method,
         path: &str,
         query: Option<&str>,
@@ -505,10 +561,13 @@ impl ApiClient {
                 .header(reqwest::header::CONTENT_TYPE, "application/json")
                 .body(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| self.transport_error(method, path, e))?;
+        let started = Instant::now();
+        let sent = request.send().await;
+        if let Some(m) = &self.metrics {
+            let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+            m.api_call(endpoint, status, started.elapsed());
+        }
+        let response = sent.map_err(|e| self.transport_error(method, path, e))?;
         Ok(Call {
             response,
             _permit: permit,

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use axum::http::Method;
+use common::dsn::Dsn;
 use common::fake_api::{FakeApi, Fault, FaultRule};
 use notify_inbound::address::{Kind, Recipient};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
@@ -43,64 +44,6 @@ fn assert_reply(reply: &Reply, code: u16, enhanced: &str) {
         (code, enhanced),
         "unexpected reply: {reply}"
     );
-}
-
-/// A delivery status notification like those sendmail and Postfix send: a human-readable
-/// part, then `message/delivery-status` with one recipient.
-struct Dsn<'a> {
-    subject: &'a str,
-    message_id: Option<&'a str>,
-    x_failed_recipients: Option<&'a str>,
-    final_recipient: &'a str,
-    status: &'a str,
-}
-
-impl Default for Dsn<'_> {
-    fn default() -> Self {
-        Dsn {
-            subject: "Returned mail: see transcript for details",
-            message_id: Some("<202408291855.w7TItYs41@mta.invalid.local>"),
-            x_failed_recipients: None,
-            final_recipient: SUBSCRIBER,
-            status: "5.1.1",
-        }
-    }
-}
-
-impl Dsn<'_> {
-    fn build(&self) -> String {
-        let boundary = "b7TItYs4100793.1535568934/mta.invalid.local";
-        let mut m = String::new();
-        m.push_str("Received: from localhost (localhost)\r\n\tby mta.invalid.local; Thu, 29 Aug 2024 11:55:34 -0700\r\n");
-        m.push_str("Date: Thu, 29 Aug 2024 11:55:34 -0700\r\n");
-        m.push_str("From: Mail Delivery Subsystem <MAILER-DAEMON@mta.invalid.local>\r\n");
-        if let Some(id) = self.message_id {
-            m.push_str(&format!("Message-Id: {id}\r\n"));
-        }
-        m.push_str("To: <bn-1-12345@invalid.local>\r\nMIME-Version: 1.0\r\n");
-        m.push_str(&format!(
-            "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"{boundary}\"\r\n"
-        ));
-        m.push_str(&format!("Subject: {}\r\n", self.subject));
-        if let Some(x) = self.x_failed_recipients {
-            m.push_str(&format!("X-Failed-Recipients: {x}\r\n"));
-        }
-        m.push_str("Auto-Submitted: auto-generated (failure)\r\n\r\n");
-        m.push_str("This is a MIME-encapsulated message\r\n\r\n");
-        m.push_str(&format!("--{boundary}\r\n\r\n"));
-        m.push_str("The original message could not be delivered.\r\n\r\n");
-        m.push_str(&format!(
-            "--{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n"
-        ));
-        m.push_str("Reporting-MTA: dns; mta.invalid.local\r\nArrival-Date: Thu, 29 Aug 2024 11:55:34 -0700\r\n\r\n");
-        m.push_str(&format!(
-            "Final-Recipient: RFC822; {}\r\nAction: failed\r\nStatus: {}\r\n",
-            self.final_recipient, self.status
-        ));
-        m.push_str("Remote-MTA: DNS; mx.foo.com\r\n\r\n");
-        m.push_str(&format!("--{boundary}--\r\n"));
-        m
-    }
 }
 
 fn dsn() -> String {
@@ -1118,6 +1061,48 @@ async fn client_certificate_authenticates_to_a_mutual_tls_api() {
     );
     assert_eq!(fake.subscription(&other).unwrap().state, "confirmed");
     assert_eq!(fake.requests().len(), requests_before);
+}
+
+#[tokio::test]
+async fn api_calls_are_counted_by_endpoint_and_status() {
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    let settings = fake.settings("[bounce]\nunsub_threshold = 0\n");
+    let metrics = std::sync::Arc::new(notify_inbound::metrics::Metrics::new());
+    let client = notify_inbound::api::ApiClient::new(&settings)
+        .unwrap()
+        .with_metrics(metrics.clone());
+    let p = Processor::with_client(&settings, client).unwrap();
+
+    assert_reply(
+        &p.deliver(&bn(&id, "12345"), dsn().as_bytes()).await,
+        250,
+        "2.0.0",
+    );
+    assert_reply(
+        &p.deliver(&un("404", "1", SUBSCRIBER), b"x").await,
+        550,
+        "5.1.1",
+    );
+
+    let text = metrics.encode();
+    let count = |endpoint: &str, status: &str| {
+        let prefix = format!(
+            "notify_inbound_api_requests_total{{endpoint=\"{endpoint}\",status=\"{status}\"}} "
+        );
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .unwrap_or_else(|| panic!("no {prefix} in\n{text}"))
+            .trim()
+            .to_string()
+    };
+    assert_eq!(count("find_subscription", "2xx"), "1");
+    assert_eq!(count("find_bounce", "2xx"), "1");
+    assert_eq!(count("create_bounce", "2xx"), "1");
+    assert_eq!(count("unsubscribe_all", "2xx"), "1");
+    assert_eq!(count("deactivate_bounce", "2xx"), "1");
+    assert_eq!(count("unsubscribe", "4xx"), "1");
+    assert_eq!(count("update_bounce", "2xx"), "0");
 }
 
 #[tokio::test]

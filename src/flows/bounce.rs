@@ -58,23 +58,24 @@ impl Processor {
         };
         let stored = self.stored_text(raw);
         let message_id = header_value(raw, "message-id");
-        let (old_count, old_messages) = match &record {
+        let (record_id, old_count, old_messages) = match record {
             Some(b) => (
+                Some(b.id),
                 b.hard_bounce_count.unwrap_or(0),
-                b.bounce_messages.clone().unwrap_or_default(),
+                b.bounce_messages.unwrap_or_default(),
             ),
-            None => (0, Vec::new()),
+            None => (None, 0, Vec::new()),
         };
         let duplicate = old_messages
             .iter()
             .any(|m| same_message(m, &stored, message_id.as_deref()));
 
         let (bounce_id, count, mut outcome) = if duplicate {
-            let Some(b) = record else {
+            let Some(id) = record_id else {
                 // A duplicate implies a record; keep the compiler and the reader sure of it.
                 return Handled::ok("duplicate", "bounce already recorded");
             };
-            (b.id, old_count, "duplicate")
+            (id, old_count, "duplicate")
         } else {
             let mut counts = assessment.counts;
             let mut outcome = if counts {
@@ -92,15 +93,12 @@ impl Processor {
             let mut messages = Vec::with_capacity(old_messages.len() + 1);
             messages.push(json!({ "date": now_iso(), "message": stored }));
             messages.extend(old_messages);
-            let written = match record {
-                Some(b) => self
+            let written = match record_id {
+                Some(id) => self
                     .api
-                    .patch_bounce(
-                        &b.id,
-                        &json!({ "hardBounceCount": count, "bounceMessages": messages }),
-                    )
+                    .update_bounce(&id, count, &messages)
                     .await
-                    .map(|()| b.id),
+                    .map(|()| id),
                 None => self
                     .api
                     .create_bounce(&NewBounce {
@@ -159,9 +157,7 @@ impl Processor {
                 "threshold unsubscribe refused; the subscription is no longer confirmed"
             ),
         }
-        self.api
-            .patch_bounce(bounce_id, &json!({ "state": "deleted" }))
-            .await
+        self.api.retire_bounce(bounce_id).await
     }
 
     /// Step 3 found no confirmed subscription: accept and drop. One case is finished first:
@@ -196,11 +192,7 @@ impl Processor {
         if !self.holds_this_unsubscribing_message(&record, raw, &address) {
             return dropped;
         }
-        match self
-            .api
-            .patch_bounce(&record.id, &json!({ "state": "deleted" }))
-            .await
-        {
+        match self.api.retire_bounce(&record.id).await {
             Ok(()) => Handled::ok(
                 "threshold_unsubscribed",
                 "bounce already recorded, subscriber unsubscribed",
