@@ -122,7 +122,10 @@ impl Router {
         let Some((id, code)) = rest.split_once('-') else {
             return Err(unknown());
         };
+        // "." and ".." would be resolved away by any URL parser, even percent-encoded.
         if id.is_empty()
+            || id == "."
+            || id == ".."
             || !self.id_regex.as_ref().is_none_or(|r| r.is_match(id))
             || !self.code_regex.as_ref().is_none_or(|r| r.is_match(code))
         {
@@ -186,6 +189,8 @@ mod tests {
             "postmaster@elsewhere.example",
             "un--12345@notify.example",
             "un-1@notify.example",
+            "un-..-1@notify.example",
+            "bn-.-1@notify.example",
             "un-a/b-1@notify.example",
             "un-..%2F-1@notify.example",
             "un-1-12?45@notify.example",

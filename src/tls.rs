@@ -294,8 +294,12 @@ mod tests {
         let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
         std::fs::write(&c, "").unwrap();
         std::fs::write(&k, "").unwrap();
-        let p = TlsProvider::new(c.to_str().unwrap(), k.to_str().unwrap(), &["a.example".into()])
-            .unwrap();
+        let p = TlsProvider::new(
+            c.to_str().unwrap(),
+            k.to_str().unwrap(),
+            &["a.example".into()],
+        )
+        .unwrap();
         assert!(p.self_signed);
         let (cert, key) = generate_self_signed(&["b.example".into()]).unwrap();
         std::fs::write(&c, &cert).unwrap();

@@ -46,7 +46,8 @@ async fn send(
         .tls(Tls::None)
         .timeout(Some(Duration::from_secs(20)))
         .build();
-    let envelope = Envelope::new(from.map(|f| f.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
+    let envelope =
+        Envelope::new(from.map(|f| f.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
     transport.send_raw(&envelope, message.as_bytes()).await
 }
 
@@ -63,15 +64,22 @@ async fn un_valid_unsubscribes_with_the_exact_anonymous_call() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    let r = send(&server, Some(SUBSCRIBER), &format!("un-{id}-12345@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap();
+    let r = send(
+        &server,
+        Some(SUBSCRIBER),
+        &format!("un-{id}-12345@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.code().to_string(), "250");
     let requests = fake.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     assert_eq!(
         requests[0].line(),
-        format!("GET /api/subscriptions/{id}/unsubscribe?unsubscriptionCode=12345&userChannelId=bar%40foo.com")
+        format!(
+            "GET /api/subscriptions/{id}/unsubscribe?unsubscriptionCode=12345&userChannelId=bar%40foo.com"
+        )
     );
     assert_eq!(requests[0].header("is_anonymous"), Some("true"));
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
@@ -82,8 +90,13 @@ async fn invalid_recipients_are_refused_at_rcpt_without_an_api_call() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    for to in [format!("undo-{id}-12345@{DOMAIN}"), format!("un-{id}-12345@other.invalid")] {
-        let e = send(&server, Some(SUBSCRIBER), &to, unsubscribe_message()).await.unwrap_err();
+    for to in [
+        format!("undo-{id}-12345@{DOMAIN}"),
+        format!("un-{id}-12345@other.invalid"),
+    ] {
+        let e = send(&server, Some(SUBSCRIBER), &to, unsubscribe_message())
+            .await
+            .unwrap_err();
         assert!(e.is_permanent(), "{to}: {e}");
         assert_eq!(status(&e), "550", "{to}");
     }
@@ -92,7 +105,14 @@ async fn invalid_recipients_are_refused_at_rcpt_without_an_api_call() {
 }
 
 async fn bounce(fake: &FakeApi, server: &Server, id: &str, dsn: &Dsn<'_>) -> Result<(), SmtpError> {
-    send(server, None, &format!("bn-{id}-12345@{DOMAIN}"), &dsn.build()).await.map(|_| ())
+    send(
+        server,
+        None,
+        &format!("bn-{id}-12345@{DOMAIN}"),
+        &dsn.build(),
+    )
+    .await
+    .map(|_| ())
 }
 
 #[tokio::test]
@@ -104,10 +124,17 @@ async fn bn_dsn_creates_then_increments_the_bounce_record() {
     bounce(&fake, &server, &id, &dsn).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
-    assert_eq!((records[0].state.as_str(), records[0].hard_bounce_count), ("active", 1));
+    assert_eq!(
+        (records[0].state.as_str(), records[0].hard_bounce_count),
+        ("active", 1)
+    );
     assert_eq!(records[0].bounce_messages.len(), 1);
     // The raw message is stored as received (lettre adds the final CRLF before the dot).
-    assert!(records[0].bounce_messages[0].message.starts_with(&dsn.build()));
+    assert!(
+        records[0].bounce_messages[0]
+            .message
+            .starts_with(&dsn.build())
+    );
 
     let second = Dsn {
         message_id: Some("<another@mta.invalid.local>"),
@@ -117,7 +144,11 @@ async fn bn_dsn_creates_then_increments_the_bounce_record() {
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records[0].hard_bounce_count, 2);
     assert_eq!(records[0].bounce_messages.len(), 2);
-    assert!(records[0].bounce_messages[0].message.contains("<another@mta.invalid.local>"));
+    assert!(
+        records[0].bounce_messages[0]
+            .message
+            .contains("<another@mta.invalid.local>")
+    );
 }
 
 #[tokio::test]
@@ -127,8 +158,16 @@ async fn bn_not_counting_cases_are_recorded_with_the_count_unchanged() {
     let record = fake.add_bounce(SUBSCRIBER, 1);
     let server = server(&fake, "").await;
     let cases = [
-        Dsn { status: "4.1.1", message_id: Some("<a@x>"), ..Dsn::default() },
-        Dsn { final_recipient: "barfoo@foo.com", message_id: Some("<b@x>"), ..Dsn::default() },
+        Dsn {
+            status: "4.1.1",
+            message_id: Some("<a@x>"),
+            ..Dsn::default()
+        },
+        Dsn {
+            final_recipient: "barfoo@foo.com",
+            message_id: Some("<b@x>"),
+            ..Dsn::default()
+        },
     ];
     for (i, dsn) in cases.iter().enumerate() {
         bounce(&fake, &server, &id, dsn).await.unwrap();
@@ -174,7 +213,11 @@ async fn bn_past_the_threshold_unsubscribes_everything_and_retires_the_record() 
         )]
     );
     // The redirect was not followed: nothing was asked of the redirect target.
-    assert!(fake.requests().iter().all(|r| r.path().starts_with("/api/")));
+    assert!(
+        fake.requests()
+            .iter()
+            .all(|r| r.path().starts_with("/api/"))
+    );
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
     assert_eq!(fake.subscription(&other).unwrap().state, "deleted");
     let b = fake.bounce(&record).unwrap();
@@ -187,9 +230,14 @@ async fn bn_unparsable_message_gets_the_documented_reply() {
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
     // Not a message at all: no header section.
-    let r = send(&server, None, &format!("bn-{id}-12345@{DOMAIN}"), "\u{0}\u{1}\u{2}garbage without headers\r\n")
-        .await
-        .unwrap();
+    let r = send(
+        &server,
+        None,
+        &format!("bn-{id}-12345@{DOMAIN}"),
+        "\u{0}\u{1}\u{2}garbage without headers\r\n",
+    )
+    .await
+    .unwrap();
     assert_eq!(r.code().to_string(), "250");
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
@@ -201,32 +249,53 @@ async fn un_refusals_give_550_with_the_codes_of_the_spec() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    let wrong_code = send(&server, Some(SUBSCRIBER), &format!("un-{id}-99999@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap_err();
+    let wrong_code = send(
+        &server,
+        Some(SUBSCRIBER),
+        &format!("un-{id}-99999@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status(&wrong_code), "550");
     assert!(wrong_code.to_string().contains("5.7.1"), "{wrong_code}");
-    let unknown = send(&server, Some(SUBSCRIBER), &format!("un-999-12345@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap_err();
+    let unknown = send(
+        &server,
+        Some(SUBSCRIBER),
+        &format!("un-999-12345@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status(&unknown), "550");
     assert!(unknown.to_string().contains("5.1.1"), "{unknown}");
     fake.set_redirect(Some("https://notify.invalid/unsubscribed"));
-    let redirected = send(&server, Some("mallory@evil.invalid"), &format!("un-{id}-12345@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap_err();
+    let redirected = send(
+        &server,
+        Some("mallory@evil.invalid"),
+        &format!("un-{id}-12345@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status(&redirected), "550");
     assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
 }
 
 #[tokio::test]
 async fn api_failures_give_451_and_the_retry_applies_once() {
-    for fault in [Fault::Status(503), Fault::Status(429), Fault::Slow(Duration::from_secs(3))] {
+    for fault in [
+        Fault::Status(503),
+        Fault::Status(429),
+        Fault::Slow(Duration::from_secs(3)),
+    ] {
         let fake = FakeApi::start().await;
         let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
         let server = server(&fake, "[api]\ntimeout_ms = 1000\n").await;
         fake.fail_all(fault.clone());
-        let e = bounce(&fake, &server, &id, &Dsn::default()).await.unwrap_err();
+        let e = bounce(&fake, &server, &id, &Dsn::default())
+            .await
+            .unwrap_err();
         assert!(e.is_transient(), "{fault:?}: {e}");
         assert_eq!(status(&e), "451", "{fault:?}");
         fake.clear_faults();
@@ -242,14 +311,24 @@ async fn api_failures_give_451_and_the_retry_applies_once() {
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
     fake.go_down().await;
-    let e = send(&server, Some(SUBSCRIBER), &format!("un-{id}-12345@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap_err();
+    let e = send(
+        &server,
+        Some(SUBSCRIBER),
+        &format!("un-{id}-12345@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(status(&e), "451");
     fake.come_up().await;
-    send(&server, Some(SUBSCRIBER), &format!("un-{id}-12345@{DOMAIN}"), unsubscribe_message())
-        .await
-        .unwrap();
+    send(
+        &server,
+        Some(SUBSCRIBER),
+        &format!("un-{id}-12345@{DOMAIN}"),
+        unsubscribe_message(),
+    )
+    .await
+    .unwrap();
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
 }
 

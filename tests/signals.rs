@@ -1,5 +1,6 @@
-//! The release of the binary as an operator runs it: SIGTERM while a transaction is in
-//! flight lets it finish with its 250, refuses new connections, and exits cleanly.
+//! The binary as an operator runs it: SIGTERM while a transaction is in flight lets it
+//! finish with its 250, refuses new connections, and exits cleanly; the logs carry one
+//! JSON line per transaction and never a secret or a message body.
 
 mod common;
 mod harness;
@@ -18,26 +19,54 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Starts the binary against `fake` on a free port with `env` added; returns it and the port.
+fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
+    let port = free_port();
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
+    cmd.arg("serve")
+        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN",
+            "invalid.local",
+        )
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
+            "127.0.0.1",
+        )
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
+            port.to_string(),
+        )
+        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
+        .env_remove("RUST_LOG")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    (cmd.spawn().expect("binary starts"), port)
+}
+
+async fn connect(port: u16) -> Client<tokio::net::TcpStream> {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..200 {
+        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
+            return Client::new(s);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("server not listening on {addr}");
+}
+
 #[tokio::test]
 async fn sigterm_mid_transaction_finishes_it_then_exits() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", "bar@foo.com", "12345");
     // The unsubscribe call takes a while, so SIGTERM arrives while the API is being asked.
     fake.fail_all(Fault::Slow(Duration::from_millis(1500)));
-    let port = free_port();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"))
-        .arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN", "invalid.local")
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP", "127.0.0.1")
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT", port.to_string())
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("binary starts");
+    let (mut child, port) = spawn(&fake, &[]);
     let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     let mut c = None;
     for _ in 0..100 {
@@ -51,12 +80,21 @@ async fn sigterm_mid_transaction_finishes_it_then_exits() {
     assert_eq!(code(&c.reply().await), 220);
     c.cmd("EHLO client.example").await;
     c.cmd("MAIL FROM:<bar@foo.com>").await;
-    assert_eq!(code(&c.cmd(&format!("RCPT TO:<un-{id}-12345@invalid.local>")).await), 250);
+    assert_eq!(
+        code(
+            &c.cmd(&format!("RCPT TO:<un-{id}-12345@invalid.local>"))
+                .await
+        ),
+        250
+    );
     assert_eq!(code(&c.cmd("DATA").await), 354);
     c.send(b"Subject: unsubscribe\r\n\r\n.\r\n").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
     assert!(killed.success());
     let r = c.reply().await;
     assert!(r.starts_with("250"), "{r}");
@@ -67,4 +105,63 @@ async fn sigterm_mid_transaction_finishes_it_then_exits() {
         .unwrap();
     assert!(status.success(), "{status:?}");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
+    const TOKEN: &str = "Bearer s3cr3t-t0ken-value";
+    const BODY_MARK: &str = "private-body-text-4711";
+    let fake = FakeApi::start().await;
+    fake.require_token(Some(TOKEN));
+    let id = fake.add_subscription("myService", "bar@foo.com", "12345");
+    let (mut child, port) = spawn(
+        &fake,
+        &[
+            ("NOTIFY_INBOUND__API__ACCESS_TOKEN", TOKEN),
+            ("NOTIFY_INBOUND__LOG__FORMAT", "json"),
+            ("NOTIFY_INBOUND__LOG__LEVEL", "debug"),
+        ],
+    );
+    let mut c = connect(port).await;
+    assert_eq!(code(&c.reply().await), 220);
+    c.cmd("EHLO client.example").await;
+    for (from, rcpt) in [
+        ("bar@foo.com", format!("un-{id}-12345")),
+        ("", format!("bn-{id}-12345")),
+    ] {
+        c.cmd(&format!("MAIL FROM:<{from}>")).await;
+        assert_eq!(
+            code(&c.cmd(&format!("RCPT TO:<{rcpt}@invalid.local>")).await),
+            250
+        );
+        c.cmd("DATA").await;
+        let r = c.cmd(&format!("Subject: x\r\n\r\n{BODY_MARK}\r\n.")).await;
+        assert_eq!(code(&r), 250, "{r}");
+    }
+    c.cmd("QUIT").await;
+    let pid = child.id().unwrap().to_string();
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = String::from_utf8_lossy(&out.stderr);
+    assert!(!logs.contains("s3cr3t"), "token in logs:\n{logs}");
+    assert!(!logs.contains(BODY_MARK), "body in logs:\n{logs}");
+    let transactions: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["message"] == "transaction")
+        .collect();
+    assert_eq!(transactions.len(), 2, "{logs}");
+    for (t, kind) in transactions.iter().zip(["un", "bn"]) {
+        let f = t;
+        assert_eq!(f["client"], "127.0.0.1");
+        assert_eq!(f["kind"], kind);
+        assert_eq!(f["outcome"], "accepted");
+        assert_eq!(f["code"], 250);
+    }
 }

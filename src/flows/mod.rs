@@ -143,7 +143,8 @@ impl Handled {
         if self.reply.code >= 400 && self.reply.code < 500 {
             tracing::warn!(%client, kind, id, size, outcome = self.outcome, code, detail, "message not processed");
         } else {
-            tracing::info!(%client, kind, id, size, outcome = self.outcome, code, detail, "message processed");
+            // The server logs the one info line per transaction; this adds the flow's detail.
+            tracing::debug!(%client, kind, id, size, outcome = self.outcome, code, detail, "message processed");
         }
     }
 }
