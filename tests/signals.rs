@@ -114,7 +114,7 @@ async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
     let fake = FakeApi::start().await;
     fake.require_token(Some(TOKEN));
     let id = fake.add_subscription("myService", "bar@foo.com", "12345");
-    let (mut child, port) = spawn(
+    let (child, port) = spawn(
         &fake,
         &[
             ("NOTIFY_INBOUND__API__ACCESS_TOKEN", TOKEN),
