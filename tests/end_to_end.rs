@@ -104,7 +104,7 @@ async fn invalid_recipients_are_refused_at_rcpt_without_an_api_call() {
     assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
 }
 
-async fn bounce(fake: &FakeApi, server: &Server, id: &str, dsn: &Dsn<'_>) -> Result<(), SmtpError> {
+async fn bounce(server: &Server, id: &str, dsn: &Dsn<'_>) -> Result<(), SmtpError> {
     send(
         server,
         None,
@@ -121,7 +121,7 @@ async fn bn_dsn_creates_then_increments_the_bounce_record() {
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
     let dsn = Dsn::default();
-    bounce(&fake, &server, &id, &dsn).await.unwrap();
+    bounce(&server, &id, &dsn).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
     assert_eq!(
@@ -140,7 +140,7 @@ async fn bn_dsn_creates_then_increments_the_bounce_record() {
         message_id: Some("<another@mta.invalid.local>"),
         ..Dsn::default()
     };
-    bounce(&fake, &server, &id, &second).await.unwrap();
+    bounce(&server, &id, &second).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records[0].hard_bounce_count, 2);
     assert_eq!(records[0].bounce_messages.len(), 2);
@@ -170,7 +170,7 @@ async fn bn_not_counting_cases_are_recorded_with_the_count_unchanged() {
         },
     ];
     for (i, dsn) in cases.iter().enumerate() {
-        bounce(&fake, &server, &id, dsn).await.unwrap();
+        bounce(&server, &id, dsn).await.unwrap();
         let b = fake.bounce(&record).unwrap();
         assert_eq!(b.hard_bounce_count, 1, "case {i}");
         assert_eq!(b.bounce_messages.len(), i + 1, "case {i}");
@@ -187,7 +187,7 @@ async fn bn_x_failed_recipients_equal_to_the_subscriber_counts() {
         final_recipient: "barfoo@foo.com",
         ..Dsn::default()
     };
-    bounce(&fake, &server, &id, &dsn).await.unwrap();
+    bounce(&server, &id, &dsn).await.unwrap();
     assert_eq!(fake.bounces_of(SUBSCRIBER)[0].hard_bounce_count, 1);
 }
 
@@ -199,7 +199,7 @@ async fn bn_past_the_threshold_unsubscribes_everything_and_retires_the_record() 
     let record = fake.add_bounce(SUBSCRIBER, 2);
     fake.set_redirect(Some("https://notify.invalid/unsubscribed"));
     let server = server(&fake, "[bounce]\nunsub_threshold = 1\n").await;
-    bounce(&fake, &server, &id, &Dsn::default()).await.unwrap();
+    bounce(&server, &id, &Dsn::default()).await.unwrap();
     let unsub: Vec<String> = fake
         .requests()
         .iter()
@@ -293,15 +293,13 @@ async fn api_failures_give_451_and_the_retry_applies_once() {
         let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
         let server = server(&fake, "[api]\ntimeout_ms = 1000\n").await;
         fake.fail_all(fault.clone());
-        let e = bounce(&fake, &server, &id, &Dsn::default())
-            .await
-            .unwrap_err();
+        let e = bounce(&server, &id, &Dsn::default()).await.unwrap_err();
         assert!(e.is_transient(), "{fault:?}: {e}");
         assert_eq!(status(&e), "451", "{fault:?}");
         fake.clear_faults();
         // A slow call may still land late; give it time, then the sender's retry.
         tokio::time::sleep(Duration::from_millis(2500)).await;
-        bounce(&fake, &server, &id, &Dsn::default()).await.unwrap();
+        bounce(&server, &id, &Dsn::default()).await.unwrap();
         let records = fake.bounces_of(SUBSCRIBER);
         assert_eq!(records.len(), 1, "{fault:?}");
         assert_eq!(records[0].hard_bounce_count, 1, "{fault:?}: counted once");
@@ -337,8 +335,8 @@ async fn the_same_bounce_delivered_twice_counts_once() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    bounce(&fake, &server, &id, &Dsn::default()).await.unwrap();
-    bounce(&fake, &server, &id, &Dsn::default()).await.unwrap();
+    bounce(&server, &id, &Dsn::default()).await.unwrap();
+    bounce(&server, &id, &Dsn::default()).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records[0].hard_bounce_count, 1);
 }
