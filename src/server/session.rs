@@ -9,7 +9,7 @@ use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Req
 
 use crate::address::{Kind, Recipient, Refusal, Route, Router};
 use crate::metrics::{AbortReason, RcptReason};
-use crate::reply::Reply;
+use crate::reply::{Reply, printable};
 
 /// Command lines longer than this (CRLF included) get `500 5.5.2` (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -255,7 +255,7 @@ impl Session {
             ProtoError::UnsupportedParameter { param } => Reply::new(
                 555,
                 "5.5.4",
-                format!("unsupported parameter {}", sanitize(&param)),
+                format!("unsupported parameter {}", printable(&param)),
             ),
             ProtoError::ResponseTooLong => Reply::new(500, "5.5.2", "line too long"),
             ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
@@ -278,7 +278,7 @@ impl Session {
             return Action::Reply(Reply::new(250, "", cfg.hostname.clone()));
         }
         let mut lines = vec![
-            format!("{} greets {}", cfg.hostname, sanitize(host)),
+            format!("{} greets {}", cfg.hostname, printable(host)),
             "PIPELINING".to_string(),
             format!("SIZE {}", cfg.size_limit),
             "8BITMIME".to_string(),
