@@ -151,7 +151,12 @@ impl Session {
                 self.error(cfg, Reply::new(500, "5.5.1", "LHLO is for LMTP; use EHLO"))
             }
             Request::Mail { from } => self.mail(cfg, from),
-            Request::Rcpt { to } => self.rcpt(cfg, router, guard, to.address.as_ref()),
+            Request::Rcpt { to } => {
+                // The parser hands over a quoted local part unquoted; our addresses never
+                // have one, and a quoted one is not the un/bn pattern (SPEC §2).
+                let quoted = line.contains(&b'"');
+                self.rcpt(cfg, router, guard, to.address.as_ref(), quoted)
+            }
             Request::Data => self.data(cfg),
             Request::Rset => {
                 self.transaction = None;
@@ -353,11 +358,16 @@ impl Session {
         router: &Router,
         guard: Option<&dyn RcptGuard>,
         address: &str,
+        quoted: bool,
     ) -> Action {
         let Some(tx) = &self.transaction else {
             return self.error(cfg, Reply::new(503, "5.5.1", "send MAIL FROM first"));
         };
         let route = match router.route(address) {
+            Ok(Route::Notify(_)) if quoted => {
+                self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
+                return self.error(cfg, Refusal::Unknown.reply(address));
+            }
             Ok(route) => route,
             Err(refusal) => {
                 self.rcpt_refusal = Some(match refusal {
@@ -544,6 +554,24 @@ mod tests {
             s.handle(b"BOGUS", &cfg, &r, None),
             Action::Close(_)
         ));
+    }
+
+    #[test]
+    fn quoted_local_parts_are_not_the_pattern() {
+        let (mut s, cfg, r) = setup();
+        s.handle(b"EHLO c.example", &cfg, &r, None);
+        s.handle(b"MAIL FROM:<>", &cfg, &r, None);
+        for rcpt in [
+            &b"RCPT TO:<\"bn-1-a\"@notify.example>"[..],
+            b"RCPT TO:<\"bn-1\"-a@notify.example>",
+            b"RCPT TO:<bn-\"1-a\"@notify.example>",
+        ] {
+            assert_eq!(code(&s.handle(rcpt, &cfg, &r, None)), (550, "5.1.1"));
+        }
+        assert_eq!(
+            code(&s.handle(b"RCPT TO:<bn-1-a@notify.example>", &cfg, &r, None)),
+            (250, "2.1.5")
+        );
     }
 
     #[test]
