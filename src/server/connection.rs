@@ -134,18 +134,10 @@ impl Connection {
                             AbortReason::CommandTimeout,
                         )
                     };
-                    self.ctx.metrics.session_aborted(reason);
-                    return self.close_with(Reply::new(421, "4.4.2", text)).await;
+                    return self.abort(reason, Reply::new(421, "4.4.2", text)).await;
                 }
                 Err(ConnError::Shutdown) => {
-                    self.ctx.metrics.session_aborted(AbortReason::Shutdown);
-                    return self
-                        .close_with(Reply::new(
-                            421,
-                            "4.3.2",
-                            "server shutting down, try again later",
-                        ))
-                        .await;
+                    return self.abort(AbortReason::Shutdown, shutting_down()).await;
                 }
                 Err(e) => return Err(e),
             };
@@ -182,24 +174,12 @@ impl Connection {
                     let reply = match self.receive_message().await {
                         Ok(reply) => reply,
                         Err(ConnError::Timeout) => {
-                            self.ctx.metrics.session_aborted(AbortReason::DataTimeout);
-                            return self
-                                .close_with(Reply::new(
-                                    421,
-                                    "4.4.2",
-                                    "timeout reading the message, closing",
-                                ))
-                                .await;
+                            let reply =
+                                Reply::new(421, "4.4.2", "timeout reading the message, closing");
+                            return self.abort(AbortReason::DataTimeout, reply).await;
                         }
                         Err(ConnError::Shutdown) => {
-                            self.ctx.metrics.session_aborted(AbortReason::Shutdown);
-                            return self
-                                .close_with(Reply::new(
-                                    421,
-                                    "4.3.2",
-                                    "server shutting down, try again later",
-                                ))
-                                .await;
+                            return self.abort(AbortReason::Shutdown, shutting_down()).await;
                         }
                         Err(e) => return Err(e),
                     };
@@ -265,6 +245,12 @@ impl Connection {
             "",
             format!("{} ESMTP notify-inbound", self.ctx.hostname),
         ))
+    }
+
+    /// Closes a session the server gave up on, counting why.
+    async fn abort(&mut self, reason: AbortReason, reply: Reply) -> Result<(), ConnError> {
+        self.ctx.metrics.session_aborted(reason);
+        self.close_with(reply).await
     }
 
     async fn close_with(&mut self, reply: Reply) -> Result<(), ConnError> {
@@ -537,6 +523,10 @@ impl Connection {
             self.fill(deadline, true).await?;
         }
     }
+}
+
+fn shutting_down() -> Reply {
+    Reply::new(421, "4.3.2", "server shutting down, try again later")
 }
 
 /// The metrics class of a command line, from its verb.
