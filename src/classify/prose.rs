@@ -16,16 +16,27 @@ use super::text::{addresses, contains_ci, find_ci, find_reply_code, find_status,
 /// The human-readable report: the first text body of the message (HTML turned into
 /// text), without the returned original message.
 pub(crate) fn report_text(message: &Message<'_>) -> Option<String> {
-    let id = *message.text_body.first().or(message.html_body.first())?;
-    let part = message.parts.get(id as usize)?;
-    let text = match &part.body {
+    let body = message
+        .text_body
+        .first()
+        .or(message.html_body.first())
+        .and_then(|id| message.parts.get(*id as usize))
+        .map(|p| &p.body)
+        // A report whose MIME structure is broken (a boundary that cannot be found) is
+        // left as one text part outside the body lists; it is still the report.
+        .or_else(|| {
+            message
+                .parts
+                .iter()
+                .map(|p| &p.body)
+                .find(|b| matches!(b, PartType::Text(_)))
+        })?;
+    let mut text = match body {
         PartType::Text(t) => t.to_string(),
         PartType::Html(h) => mail_parser::decoders::html::html_to_text(h),
         _ => return None,
     };
-    let end = original_start(&text);
-    let mut text = text;
-    text.truncate(end);
+    text.truncate(original_start(&text));
     Some(text)
 }
 
@@ -74,10 +85,14 @@ fn is_marker_line(line: &str) -> bool {
     if !ORIGINAL_MARKERS.iter().any(|m| contains_ci(t, m)) {
         return false;
     }
-    let decorated = t.starts_with(['-', '=', '*', '|', '#', '<', '[', '_', '>'])
+    // "The original message was received at ..." opens Sendmail's report.
+    if contains_ci(t, "message was received") {
+        return false;
+    }
+    let decorated = t.starts_with(['-', '=', '*', '|', '#', '<', '[', '_'])
         || t.ends_with(['-', ':', '=', '*', '|', '#'])
         || t.ends_with("follows.");
-    decorated || contains_ci(t, "follow") || contains_ci(t, "below") || contains_ci(t, "attached")
+    decorated || contains_ci(t, "follow") || contains_ci(t, "below")
 }
 
 /// Byte offset where the returned original message starts (or the text's length).
@@ -446,10 +461,12 @@ mod tests {
             &text[..original_start(text)],
             "The original message was received at Thu\n<a@example.org>: 550 unknown\n\n"
         );
-        let text = "x@example.org\n  user unknown\n\nReceived: from a by b\nTo: c@example.org\n";
+        let text = "Please delete your own text from the attached returned message.\n\
+                    x@example.org\n  user unknown\n\nReceived: from a by b\nTo: c@example.org\n";
         assert_eq!(
             &text[..original_start(text)],
-            "x@example.org\n  user unknown\n\n"
+            "Please delete your own text from the attached returned message.\n\
+             x@example.org\n  user unknown\n\n"
         );
     }
 }
