@@ -14,30 +14,64 @@ use mail_parser::{Message, MimeHeaders, PartType};
 use super::text::{addresses, contains_ci, find_ci, find_reply_code, find_status, starts_with_ci};
 
 /// The human-readable report: the first text body of the message (HTML turned into
-/// text), without the returned original message.
-pub(crate) fn report_text(message: &Message<'_>) -> Option<String> {
+/// text) and the offset where the returned original message starts in it.
+pub(crate) fn report_text(message: &Message<'_>) -> Option<(String, usize)> {
     let body = message
         .text_body
         .first()
         .or(message.html_body.first())
-        .and_then(|id| message.parts.get(*id as usize))
-        .map(|p| &p.body)
+        .and_then(|id| message.parts.get(*id as usize));
+    let text = match body.map(|p| &p.body) {
+        Some(PartType::Text(t)) => t.to_string(),
+        Some(PartType::Html(h)) => mail_parser::decoders::html::html_to_text(h),
         // A report whose MIME structure is broken (a boundary that cannot be found) is
-        // left as one text part outside the body lists; it is still the report.
-        .or_else(|| {
-            message
-                .parts
-                .iter()
-                .map(|p| &p.body)
-                .find(|b| matches!(b, PartType::Text(_)))
-        })?;
-    let mut text = match body {
-        PartType::Text(t) => t.to_string(),
-        PartType::Html(h) => mail_parser::decoders::html::html_to_text(h),
-        _ => return None,
+        // left as a part outside the body lists; its text is still the report.
+        _ => message.parts.iter().find_map(|p| match &p.body {
+            PartType::Text(t) => Some(t.to_string()),
+            PartType::Binary(b) | PartType::InlineBinary(b)
+                if p.content_type().is_none_or(|c| {
+                    c.ctype().eq_ignore_ascii_case("text")
+                        || c.ctype().eq_ignore_ascii_case("multipart")
+                }) =>
+            {
+                Some(String::from_utf8_lossy(b).into_owned())
+            }
+            _ => None,
+        })?,
     };
-    text.truncate(original_start(&text));
-    Some(text)
+    let cut = original_start(&text);
+    Some((text, cut))
+}
+
+/// The recipient of the returned original message when it had exactly one (`To` of an
+/// attached `message/rfc822` or `text/rfc822-headers` part, or of the header block pasted
+/// after the report): the last resort of a report that names no recipient itself.
+pub(crate) fn original_recipient(message: &Message<'_>, pasted: &str) -> Option<String> {
+    let one = |list: Vec<&str>| (list.len() == 1).then(|| list[0].to_string());
+    for part in &message.parts {
+        match &part.body {
+            PartType::Message(inner) => {
+                let to: Vec<&str> = inner
+                    .to()
+                    .map(|a| a.iter().filter_map(|a| a.address()).collect())
+                    .unwrap_or_default();
+                return one(to);
+            }
+            PartType::Text(t) if part.is_content_type("text", "rfc822-headers") => {
+                return to_header(t).and_then(|v| one(addresses(v).collect()));
+            }
+            _ => {}
+        }
+    }
+    to_header(pasted).and_then(|v| one(addresses(v).collect()))
+}
+
+/// The value of the first `To:` header line of a pasted header block.
+fn to_header(text: &str) -> Option<&str> {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty() || l.is_empty())
+        .find(|l| starts_with_ci(l, "to:"))
+        .and_then(|l| l.get(3..))
 }
 
 /// Phrases of the marker lines that introduce the returned original message.
@@ -287,7 +321,11 @@ fn recipient_on_line(line: &str) -> Option<&str> {
     {
         return None;
     }
-    if lower.ends_with(':') || lower.ends_with(" to") || lower.ends_with(" to:") {
+    if lower.ends_with(':')
+        || lower.ends_with(" to")
+        || lower.ends_with(" to:")
+        || lower.ends_with(" recipient")
+    {
         return Some(address);
     }
     None
@@ -296,7 +334,7 @@ fn recipient_on_line(line: &str) -> Option<&str> {
 /// Addresses the report itself is addressed from or to (the original sender and the
 /// reporting system), which are never failed recipients, plus envelope senders named in
 /// the transcript (`MAIL FROM:<...>`).
-fn own_addresses(message: &Message<'_>, report: &str) -> Vec<String> {
+pub(crate) fn own_addresses(message: &Message<'_>, report: &str) -> Vec<String> {
     let mut own = Vec::new();
     for name in ["From", "To", "Return-Path", "Reply-To", "Sender"] {
         for h in message
@@ -378,7 +416,7 @@ pub(crate) fn entries(message: &Message<'_>, report: &str) -> (Vec<Entry>, Strin
 /// Whether a diagnostic says anything a reason can be read from.
 pub(crate) fn has_signal(diagnostic: &str) -> bool {
     find_status(diagnostic).is_some()
-        || find_reply_code(diagnostic).is_some()
+        || find_reply_code(diagnostic).is_some_and(|c| !c.starts_with('2'))
         || super::reason::from_text(diagnostic).is_some()
 }
 

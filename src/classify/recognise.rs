@@ -25,6 +25,8 @@ pub(crate) struct Context<'a, 'm> {
     pub message: &'a Message<'m>,
     /// The first text body without the returned original message.
     pub report: String,
+    /// What followed the report in that text body (a pasted original, if any).
+    pub pasted: String,
 }
 
 type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
@@ -40,9 +42,12 @@ const TABLE: &[(&str, Recogniser)] = &[
 ];
 
 pub(crate) fn run(message: &Message<'_>) -> Verdict {
+    let (mut report, cut) = prose::report_text(message).unwrap_or_default();
+    let pasted = report.split_off(cut.min(report.len()));
     let cx = Context {
         message,
-        report: prose::report_text(message).unwrap_or_default(),
+        report,
+        pasted,
     };
     for (_, recogniser) in TABLE {
         if let Some(found) = recogniser(&cx) {
@@ -335,9 +340,23 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
-    let (entries, preamble) = prose::entries(cx.message, &cx.report);
+    let (mut entries, preamble) = prose::entries(cx.message, &cx.report);
     if entries.is_empty() {
-        return None;
+        // A report that says why but not for whom: the returned original says whom.
+        if !prose::has_signal(&cx.report) {
+            return None;
+        }
+        let address = prose::original_recipient(cx.message, &cx.pasted)?;
+        if prose::own_addresses(cx.message, &cx.report)
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&address))
+        {
+            return None;
+        }
+        entries.push(Entry {
+            address,
+            diagnostic: String::new(),
+        });
     }
     let delay = prose::is_delay_notice(cx.message, &cx.report);
     let single = entries.len() == 1;
