@@ -16,6 +16,8 @@ pub(crate) struct DsnRecipient {
     pub status: String,
     pub diagnostic: String,
     pub remote_mta: String,
+    /// The SMTP command refused, when the report names it outside the diagnostic.
+    pub command: Option<super::reason::Command>,
 }
 
 impl DsnRecipient {
@@ -114,11 +116,8 @@ pub(crate) fn parse(body: &str) -> Vec<DsnRecipient> {
             }
             cur.final_recipient = clean_address(typed_value(&value)).to_string();
         } else if name.eq_ignore_ascii_case("Original-Recipient") {
-            // Usually before Final-Recipient; some reporters put it right after.
-            if !cur.original_recipient.is_empty()
-                || (!cur.final_recipient.is_empty()
-                    && (!cur.action.is_empty() || !cur.status.is_empty()))
-            {
+            // Usually before Final-Recipient; some reporters put it after.
+            if !cur.original_recipient.is_empty() {
                 flush(&mut cur, &mut out);
             }
             cur.original_recipient = clean_address(typed_value(&value)).to_string();

@@ -25,6 +25,8 @@ pub(crate) struct Context<'a, 'm> {
     pub message: &'a Message<'m>,
     /// The first text body without the returned original message.
     pub report: String,
+    /// What followed the report in that text body (a pasted original, if any).
+    pub pasted: String,
 }
 
 type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
@@ -40,9 +42,12 @@ const TABLE: &[(&str, Recogniser)] = &[
 ];
 
 pub(crate) fn run(message: &Message<'_>) -> Verdict {
+    let (mut report, cut) = prose::report_text(message).unwrap_or_default();
+    let pasted = report.split_off(cut.min(report.len()));
     let cx = Context {
         message,
-        report: prose::report_text(message).unwrap_or_default(),
+        report,
+        pasted,
     };
     for (_, recogniser) in TABLE {
         if let Some(found) = recogniser(&cx) {
@@ -134,7 +139,8 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         let temporary = status.starts_with('4')
             || (status.is_empty() && reply.is_some_and(|c| c.starts_with('4')));
         let permanent = action == "failed" && !temporary;
-        let reason = reason::decide(&status, &r.diagnostic);
+        let command = reason::find_command(&r.diagnostic).or(r.command);
+        let reason = reason::decide(&status, &r.diagnostic, command);
         if status.is_empty() {
             status = status_for(reason, permanent);
         }
@@ -147,7 +153,7 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         }
         recipients.push(BouncedRecipient {
             address,
-            hard: permanent && reason.is_hard(permanent),
+            hard: action == "failed" && reason.is_hard(permanent),
             status,
             action: action.to_string(),
             diagnostic: r.diagnostic,
@@ -215,13 +221,23 @@ fn line_starting_with(text: &str, prefix: &str) -> Option<usize> {
     None
 }
 
-/// A DSN without a Diagnostic-Code often says why in its prose part.
+/// A DSN without a Diagnostic-Code often says why in its prose part, and the prose often
+/// names the SMTP command the Diagnostic-Code leaves out.
 fn fill_diagnostics(list: &mut [DsnRecipient], cx: &Context<'_, '_>) {
-    if list.iter().all(|r| !r.diagnostic.is_empty()) || cx.report.is_empty() {
+    if cx.report.is_empty() {
         return;
     }
     let (entries, _) = prose::entries(cx.message, &cx.report);
     let single = list.len() == 1;
+    for r in list.iter_mut() {
+        let address = r.address().to_string();
+        let entry = entries
+            .iter()
+            .find(|e| e.address.eq_ignore_ascii_case(&address));
+        r.command = entry
+            .and_then(|e| reason::find_command(&e.diagnostic))
+            .or_else(|| single.then(|| reason::find_command(&cx.report)).flatten());
+    }
     for r in list.iter_mut().filter(|r| r.diagnostic.is_empty()) {
         let address = r.address().to_string();
         if let Some(e) = entries
@@ -286,13 +302,25 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
                     })
                 })
                 .unwrap_or_default();
-            prose_recipient(address, diagnostic, delay)
+            prose_recipient(
+                address,
+                diagnostic,
+                delay,
+                single.then_some(cx.report.as_str()),
+            )
         })
         .collect();
     Some(Found::Report(list))
 }
 
-fn prose_recipient(address: String, diagnostic: String, delay: bool) -> DsnRecipient {
+fn prose_recipient(
+    address: String,
+    diagnostic: String,
+    delay: bool,
+    report: Option<&str>,
+) -> DsnRecipient {
+    let command =
+        reason::find_command(&diagnostic).or_else(|| report.and_then(reason::find_command));
     let status = find_status(&diagnostic).unwrap_or("").to_string();
     let five = status.starts_with('5')
         || (status.is_empty() && find_reply_code(&diagnostic).is_some_and(|c| c.starts_with('5')));
@@ -301,6 +329,7 @@ fn prose_recipient(address: String, diagnostic: String, delay: bool) -> DsnRecip
         action: if delay && !five { "delayed" } else { "failed" }.to_string(),
         status,
         diagnostic,
+        command,
         ..DsnRecipient::default()
     }
 }
@@ -311,11 +340,26 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
-    let (entries, preamble) = prose::entries(cx.message, &cx.report);
+    let (mut entries, preamble) = prose::entries(cx.message, &cx.report);
     if entries.is_empty() {
-        return None;
+        // A report that says why but not for whom: the returned original says whom.
+        if !prose::has_signal(&cx.report) {
+            return None;
+        }
+        let address = prose::original_recipient(cx.message, &cx.pasted)?;
+        if prose::own_addresses(cx.message, &cx.report)
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&address))
+        {
+            return None;
+        }
+        entries.push(Entry {
+            address,
+            diagnostic: String::new(),
+        });
     }
     let delay = prose::is_delay_notice(cx.message, &cx.report);
+    let single = entries.len() == 1;
     let shared = shared_diagnostic(&entries);
     let list = entries
         .into_iter()
@@ -331,7 +375,12 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
                 } else {
                     format!("{preamble} {diagnostic}")
                 };
-                prose_recipient(address, diagnostic, delay)
+                prose_recipient(
+                    address,
+                    diagnostic,
+                    delay,
+                    single.then_some(cx.report.as_str()),
+                )
             },
         )
         .collect();
