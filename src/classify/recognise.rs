@@ -4,6 +4,8 @@
 //! states in a header (`X-Failed-Recipients`), then prose reports, and last automatic
 //! replies, so a report is always read from its most reliable form.
 
+use std::cell::OnceCell;
+
 use mail_parser::{Message, MimeHeaders};
 
 use super::dsn::{self, DsnRecipient};
@@ -27,6 +29,16 @@ pub(crate) struct Context<'a, 'm> {
     pub report: String,
     /// What followed the report in that text body (a pasted original, if any).
     pub pasted: String,
+    /// The recipients the prose names, read once when first needed.
+    entries: OnceCell<(Vec<Entry>, String)>,
+}
+
+impl Context<'_, '_> {
+    /// The prose report's recipient entries and the text before the first of them.
+    fn entries(&self) -> &(Vec<Entry>, String) {
+        self.entries
+            .get_or_init(|| prose::entries(self.message, &self.report))
+    }
 }
 
 type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
@@ -48,6 +60,7 @@ pub(crate) fn run(message: &Message<'_>) -> Verdict {
         message,
         report,
         pasted,
+        entries: OnceCell::new(),
     };
     for (_, recogniser) in TABLE {
         if let Some(found) = recogniser(&cx) {
@@ -227,7 +240,7 @@ fn fill_diagnostics(list: &mut [DsnRecipient], cx: &Context<'_, '_>) {
     if cx.report.is_empty() {
         return;
     }
-    let (entries, _) = prose::entries(cx.message, &cx.report);
+    let (entries, _) = cx.entries();
     let single = list.len() == 1;
     for r in list.iter_mut() {
         let address = r.address().to_string();
@@ -280,7 +293,7 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
     if listed.is_empty() {
         return None;
     }
-    let (entries, preamble) = prose::entries(m, &cx.report);
+    let (entries, preamble) = cx.entries();
     let delay = prose::is_delay_notice(m, &cx.report);
     let single = listed.len() == 1;
     let list = listed
@@ -294,7 +307,7 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
                 .or_else(|| {
                     single.then(|| {
                         let mut d = preamble.clone();
-                        for e in &entries {
+                        for e in entries {
                             d.push(' ');
                             d.push_str(&e.diagnostic);
                         }
@@ -340,7 +353,8 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
-    let (mut entries, preamble) = prose::entries(cx.message, &cx.report);
+    let (entries, preamble) = cx.entries();
+    let mut entries: Vec<Entry> = entries.clone();
     if entries.is_empty() {
         // A report that says why but not for whom: the returned original says whom.
         if !prose::has_signal(&cx.report) {
