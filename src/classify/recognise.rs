@@ -123,6 +123,10 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
     let mut failed = false;
     let mut delayed = false;
     for r in list {
+        // Files and programs an alias delivered to are not addresses anyone can act on.
+        if !r.address().contains('@') {
+            continue;
+        }
         let mut status = r.status.clone();
         // A generic code (x.0.0) or none: the diagnostic often carries the precise one.
         if (status.is_empty() || status.ends_with(".0.0"))
@@ -199,6 +203,14 @@ fn recognise_rfc3464(cx: &Context<'_, '_>) -> Option<Found> {
     })?;
     let body = String::from_utf8_lossy(part.contents());
     let mut list = dsn::parse(&body);
+    // A recipient that is a file or a program (an alias's target) is reported under the
+    // address that expanded to it, when the reporter names that address in
+    // X-Failed-Recipients.
+    let failed = x_failed_recipients(cx.message);
+    if list.len() == 1 && failed.len() == 1 && !list[0].address().contains('@') {
+        list[0].final_recipient = failed[0].clone();
+    }
+    list.retain(|r| r.address().contains('@'));
     if list.is_empty() {
         return None;
     }
@@ -269,19 +281,20 @@ fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
-/// lists the failed recipients itself; the prose says why.
-fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
-    let m = cx.message;
+/// The addresses of every `X-Failed-Recipients` header, in order, without repeats.
+fn x_failed_recipients(m: &Message<'_>) -> Vec<String> {
     let mut listed: Vec<String> = Vec::new();
     for h in m
         .headers()
         .iter()
         .filter(|h| h.name.as_str().eq_ignore_ascii_case("X-Failed-Recipients"))
     {
-        let raw = m
+        let Some(raw) = m
             .raw_message()
-            .get(h.offset_start as usize..h.offset_end as usize)?;
+            .get(h.offset_start as usize..h.offset_end as usize)
+        else {
+            continue;
+        };
         let raw = String::from_utf8_lossy(raw);
         for a in raw.split(',') {
             let a = clean_address(a);
@@ -290,6 +303,14 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
             }
         }
     }
+    listed
+}
+
+/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
+/// lists the failed recipients itself; the prose says why.
+fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
+    let m = cx.message;
+    let listed = x_failed_recipients(m);
     if listed.is_empty() {
         return None;
     }
