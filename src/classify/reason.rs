@@ -53,7 +53,7 @@ const PATTERNS: &[(Reason, &str)] = &[
     ),
     (
         Reason::UserUnknown,
-        r"user( is)? unknown|unknown (user|recipient|local.?part|address|mailbox|alias)|no such (user|mailbox|recipient|address|account|person|local user|email)|(user|mailbox|recipient|address|account|e-?mail|alias|addressee)( address)?( name)? (does not|doesn't|did not) exist|(user|mailbox|recipient|address|account|addressee)( address)? (not found|unknown|is unknown|not known|invalid|unavailable)|invalid (recipient|mailbox|address|user|destination)|not a valid (mailbox|user|recipient|address)|bad destination mailbox|(recipient|mailbox|user|address) is not valid|recipient address rejected: access denied|(is not|isn't) a (known|valid) (user|recipient|mailbox)|(does not|doesn't) have an? [^.]*account|recipient name is not recognized|invalid [^.]*userid|unknown or illegal alias|undeliverable address|no mailbox (here|by that name)|mailbox unavailable|account (that you tried to reach )?does not exist|does not exist|not listed in|no account|(user|recipient) not (found|local)|unknown in (virtual|local|relay)|address lookup failed|no valid recipients|invalid mailbox|was not found|dosya bulunamadi|mailbox not found|unrouteable address",
+        r"user( is)? unknown|unknown (user|recipient|local.?part|address|mailbox|alias)|no such (user|mailbox|recipient|address|account|person|local user|email)|(user|mailbox|recipient|address|account|e-?mail|alias|addressee)( address)?( name)? (does not|doesn't|did not) exist|(user|mailbox|recipient|address|account|addressee)( address)? (not found|unknown|is unknown|not known|invalid|unavailable)|invalid (recipient|mailbox|address|user|destination)|not a valid (mailbox|user|recipient|address)|bad destination mailbox|(recipient|mailbox|user|address) is not valid|recipient address rejected: access denied|(is not|isn't) a (known|valid) (user|recipient|mailbox)|(does not|doesn't) have an? [^.]*account|recipient name is not recognized|invalid [^.]*userid|unknown or illegal alias|undeliverable address|no mailbox (here|by that name)|mailbox unavailable|account (that you tried to reach )?does not exist|does not exist|not listed in [^.]*directory|no account|(user|recipient) not (found|local)|unknown in (virtual|local|relay)|address lookup failed|no valid recipients|invalid mailbox|was not found|dosya bulunamadi|mailbox not found|unrouteable address",
     ),
     (
         Reason::AuthFailure,
@@ -107,7 +107,7 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
 /// content filters also use).
 static PLAINLY_UNKNOWN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i-u)recipient ?not ?found|mailbox unavailable|not listed in|recipient name is not recognized|invalid final delivery|invalid recipient|address (couldn't|could not) be found|address not found|unknown user:|no mailbox|unknown recipient|recipient address rejected: access denied",
+        r"(?i-u)recipient ?not ?found|mailbox unavailable|not listed in [^.]*directory|recipient name is not recognized|invalid final delivery|invalid recipient|address (couldn't|could not) be found|address not found|unknown user:|no mailbox|unknown recipient|recipient address rejected: access denied",
     )
     .ok()
 });
