@@ -529,36 +529,31 @@ fn shutting_down() -> Reply {
     Reply::new(421, "4.3.2", "server shutting down, try again later")
 }
 
+/// The metrics class of each command verb.
+const COMMAND_CLASSES: &[(&str, CommandClass)] = &[
+    ("EHLO", CommandClass::Helo),
+    ("HELO", CommandClass::Helo),
+    ("MAIL", CommandClass::Mail),
+    ("RCPT", CommandClass::Rcpt),
+    ("DATA", CommandClass::Data),
+    ("RSET", CommandClass::Rset),
+    ("NOOP", CommandClass::Noop),
+    ("VRFY", CommandClass::Vrfy),
+    ("EXPN", CommandClass::Vrfy),
+    ("HELP", CommandClass::Help),
+    ("STARTTLS", CommandClass::Starttls),
+    ("XCLIENT", CommandClass::Xclient),
+    ("QUIT", CommandClass::Quit),
+];
+
 /// The metrics class of a command line, from its verb.
 fn command_class(line: &[u8]) -> CommandClass {
     let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = &line[..end];
-    let is = |v: &str| verb.eq_ignore_ascii_case(v.as_bytes());
-    if is("EHLO") || is("HELO") {
-        CommandClass::Helo
-    } else if is("MAIL") {
-        CommandClass::Mail
-    } else if is("RCPT") {
-        CommandClass::Rcpt
-    } else if is("DATA") {
-        CommandClass::Data
-    } else if is("RSET") {
-        CommandClass::Rset
-    } else if is("NOOP") {
-        CommandClass::Noop
-    } else if is("VRFY") || is("EXPN") {
-        CommandClass::Vrfy
-    } else if is("HELP") {
-        CommandClass::Help
-    } else if is("STARTTLS") {
-        CommandClass::Starttls
-    } else if is("XCLIENT") {
-        CommandClass::Xclient
-    } else if is("QUIT") {
-        CommandClass::Quit
-    } else {
-        CommandClass::Unknown
-    }
+    COMMAND_CLASSES
+        .iter()
+        .find(|(name, _)| verb.eq_ignore_ascii_case(name.as_bytes()))
+        .map_or(CommandClass::Unknown, |(_, class)| *class)
 }
 
 /// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>` and `<CR><LF>.<LF>` style sequences —
