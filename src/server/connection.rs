@@ -485,17 +485,15 @@ impl Connection {
 
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {
         let deadline = self.deadline(self.limits().data_timeout_secs);
-        let mut receiver = DataReceiver::new();
-        // The receiver recognises "." only after a CRLF it has seen; DATA starts a line.
-        let mut scratch = Vec::new();
-        receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+        let mut receiver = receiver_after_crlf();
         let mut body = Body {
             bytes: Vec::with_capacity(8192.min(limit)),
             size: 0,
             oversize: false,
             smuggling: false,
         };
-        let mut tail = [0u8; 4];
+        // The last bytes read, starting with the CRLF that ended the DATA command.
+        let mut tail = *b"\0\0\r\n";
         loop {
             let available = self.rbuf.len();
             let (done, consumed) = {
@@ -503,15 +501,22 @@ impl Connection {
                 let done = receiver.ingest(&mut iter, &mut body.bytes);
                 (done, available - iter.as_slice().len())
             };
-            if !body.smuggling {
-                body.smuggling = scan_smuggling(&mut tail, &self.rbuf[..consumed]);
-            }
+            body.smuggling |= scan_smuggling(&mut tail, &self.rbuf[..consumed]);
             self.rbuf.advance(consumed);
             if body.bytes.len() > limit {
                 // Over the limit: count, and drop what was read, so memory stays bounded.
                 body.oversize = true;
                 body.size += body.bytes.len();
                 body.bytes.clear();
+            }
+            if done && &tail != b"\n.\r\n" {
+                // The receiver also stops at <CRLF>.<CR><CR>...<LF>, which is not the end
+                // (only <CRLF>.<CRLF> is): a sender's MTA would pass on what follows as part
+                // of this message, so it must not be read as commands. Refuse the message
+                // and read on to the real end.
+                body.smuggling = true;
+                receiver = receiver_after_crlf();
+                continue;
             }
             if done {
                 body.size += body.bytes.len();
@@ -546,6 +551,15 @@ const COMMAND_CLASSES: &[(&str, CommandClass)] = &[
     ("QUIT", CommandClass::Quit),
 ];
 
+/// A DATA receiver that has seen a CRLF: it recognises "." only after a CRLF it has seen,
+/// and the message starts a line.
+fn receiver_after_crlf() -> DataReceiver {
+    let mut receiver = DataReceiver::new();
+    let mut scratch = Vec::new();
+    receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+    receiver
+}
+
 /// The metrics class of a command line, from its verb.
 fn command_class(line: &[u8]) -> CommandClass {
     let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
@@ -556,23 +570,27 @@ fn command_class(line: &[u8]) -> CommandClass {
         .map_or(CommandClass::Unknown, |(_, class)| *class)
 }
 
-/// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>` and `<CR><LF>.<LF>` style sequences —
-/// a lone dot next to a bare line ending — across chunk boundaries (`tail` carries the last
-/// bytes of the previous chunk).
+/// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>`, `<CR><LF>.<LF>` and
+/// `<CR><LF>.<CR>` not followed by `<LF>` — a lone dot next to a bare line ending — across
+/// chunk boundaries (`tail` carries the last bytes of the previous chunk).
 fn scan_smuggling(tail: &mut [u8; 4], chunk: &[u8]) -> bool {
     let mut window = [0u8; 5];
     let mut found = false;
     for &b in chunk {
         window[..4].copy_from_slice(&tail[..]);
         window[4] = b;
-        // window[1..4] is "x.y" with x, y line-ending bytes.
+        // window[2..5] is "x.y" with x, y line-ending bytes.
         let (a, dot, c) = (window[2], window[3], window[4]);
         if dot == b'.' && (a == b'\n' || a == b'\r') && (c == b'\n' || c == b'\r') {
             let crlf_before = a == b'\n' && window[1] == b'\r';
+            // "<CR><LF>.<CR>" is proper only if an LF follows: checked with the next byte.
             let proper = crlf_before && c == b'\r';
             if !proper {
                 found = true;
             }
+        }
+        if &window[..4] == b"\r\n.\r" && b != b'\n' {
+            found = true;
         }
         tail.copy_within(1.., 0);
         tail[3] = b;
@@ -600,5 +618,15 @@ mod tests {
         let mut tail = [0u8; 4];
         assert!(!scan_smuggling(&mut tail, b"abc\n"));
         assert!(scan_smuggling(&mut tail, b".\n"));
+        // A dot line ended by more than one CR, or by CR and something else.
+        assert!(smuggles(b"a\r\n.\r\r\nb"));
+        assert!(smuggles(b"a\r\n.\r b\r\n"));
+        let mut tail = [0u8; 4];
+        assert!(!scan_smuggling(&mut tail, b"a\r\n.\r"));
+        assert!(scan_smuggling(&mut tail, b"\r\n"));
+        // Right after DATA, whose CRLF starts the tail.
+        let after_data = || *b"\0\0\r\n";
+        assert!(scan_smuggling(&mut after_data(), b".\nx"));
+        assert!(!scan_smuggling(&mut after_data(), b".\r\n"));
     }
 }
