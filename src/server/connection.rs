@@ -57,6 +57,11 @@ struct Body {
     smuggling: bool,
 }
 
+/// Read sizes: small while waiting for a command, so the many idle sessions a server holds
+/// cost little memory each, and larger while a message streams in, so it takes few reads.
+const COMMAND_READ: usize = 1024;
+const DATA_READ: usize = 16 * 1024;
+
 /// A connection in progress.
 pub struct Connection {
     ctx: Arc<Context>,
@@ -88,8 +93,8 @@ impl Connection {
         Connection {
             ctx,
             stream,
-            rbuf: BytesMut::with_capacity(4096),
-            wbuf: Vec::with_capacity(1024),
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
             session,
             permit,
             session_deadline,
@@ -171,7 +176,7 @@ impl Connection {
                 Action::Data(reply) => {
                     self.queue(&reply);
                     self.flush().await?;
-                    let reply = match self.receive_message().await {
+                    let reply = match Box::pin(self.receive_message()).await {
                         Ok(reply) => reply,
                         Err(ConnError::Timeout) => {
                             let reply =
@@ -284,8 +289,14 @@ impl Connection {
         (Instant::now() + Duration::from_secs(secs)).min(self.session_deadline)
     }
 
-    /// Reads more bytes into `rbuf`, honouring the deadline and shutdown.
-    async fn fill(&mut self, deadline: Instant, in_transaction: bool) -> Result<(), ConnError> {
+    /// Reads up to about `chunk` more bytes into `rbuf`, honouring the deadline and
+    /// shutdown.
+    async fn fill(
+        &mut self,
+        deadline: Instant,
+        in_transaction: bool,
+        chunk: usize,
+    ) -> Result<(), ConnError> {
         // Idle sessions close as soon as draining starts; a transaction in progress gets
         // the grace period.
         let stop_at = if in_transaction {
@@ -297,8 +308,8 @@ impl Connection {
         if shutdown.phase() >= stop_at {
             return Err(ConnError::Shutdown);
         }
-        if self.rbuf.capacity() - self.rbuf.len() < 1024 {
-            self.rbuf.reserve(4096);
+        if self.rbuf.capacity() - self.rbuf.len() < chunk / 2 {
+            self.rbuf.reserve(chunk);
         }
         tokio::select! {
             read = tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.rbuf)) => {
@@ -317,24 +328,26 @@ impl Connection {
         let deadline = self.deadline(self.limits().command_timeout_secs);
         loop {
             if let Some(pos) = self.rbuf.iter().position(|&b| b == b'\n') {
-                let raw = self.rbuf.split_to(pos + 1);
-                if std::mem::take(&mut self.discarding) || raw.len() > MAX_COMMAND_LINE {
-                    return Ok(Line::TooLong);
-                }
-                let mut line = raw.to_vec();
-                line.pop();
-                if line.last() == Some(&b'\r') {
-                    line.pop();
-                }
-                return Ok(Line::Command(line));
+                let too_long = std::mem::take(&mut self.discarding) || pos + 1 > MAX_COMMAND_LINE;
+                let line = (!too_long).then(|| {
+                    let text = &self.rbuf[..pos];
+                    text.strip_suffix(b"\r").unwrap_or(text).to_vec()
+                });
+                self.rbuf.advance(pos + 1);
+                return Ok(line.map_or(Line::TooLong, Line::Command));
             }
             if self.rbuf.len() > MAX_COMMAND_LINE {
                 // Keep nothing of an over-long line: memory stays bounded however long it is.
                 self.rbuf.clear();
                 self.discarding = true;
             }
+            if self.rbuf.is_empty() && self.rbuf.capacity() > 2 * COMMAND_READ {
+                // Nothing pending after a message: give the large buffer back while the
+                // session waits for its next command.
+                self.rbuf = BytesMut::new();
+            }
             let in_tx = self.session.transaction.is_some();
-            self.fill(deadline, in_tx).await?;
+            self.fill(deadline, in_tx, COMMAND_READ).await?;
         }
     }
 
@@ -347,7 +360,7 @@ impl Connection {
         self.rbuf.clear();
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
         let timeout = Duration::from_secs(self.limits().command_timeout_secs);
-        let result = tokio::time::timeout(timeout, tls.acceptor().accept(plain)).await;
+        let result = tokio::time::timeout(timeout, Box::pin(tls.acceptor().accept(plain))).await;
         self.ctx
             .metrics
             .tls_handshake(HandshakeMode::Starttls, matches!(result, Ok(Ok(_))));
@@ -520,7 +533,7 @@ impl Connection {
                 }
                 return Ok(body);
             }
-            self.fill(deadline, true).await?;
+            self.fill(deadline, true, DATA_READ).await?;
         }
     }
 }
