@@ -219,7 +219,12 @@ impl Processor {
     /// The message as stored in `bounceMessages`: the raw text, cut at
     /// `max_stored_message_bytes` (on a character boundary) when that is set.
     fn stored_text(&self, raw: &[u8]) -> String {
-        let mut text = String::from_utf8_lossy(raw).into_owned();
+        // Mail is nearly always valid UTF-8 (mostly ASCII): one fast validating pass and a
+        // copy, and the replacing conversion only for the rare message that is not.
+        let mut text = match std::str::from_utf8(raw) {
+            Ok(valid) => valid.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
         let cap = self.bounce.max_stored_message_bytes;
         if cap > 0 && text.len() > cap {
             let mut end = cap;
