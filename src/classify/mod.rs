@@ -22,7 +22,7 @@ mod text;
 use serde::{Deserialize, Serialize};
 
 pub use cli::{OutputFormat, run_cli};
-pub use notifybc::{Assessment, Filters, assess};
+pub use notifybc::{Assessment, Decision, Filters, assess, decide};
 
 /// What a message is, as far as bounce processing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
