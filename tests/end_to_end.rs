@@ -55,6 +55,17 @@ fn status(e: &SmtpError) -> String {
     e.status().map(|c| c.to_string()).unwrap_or_default()
 }
 
+/// An unsubscribe email from `from` to `un-{id}-{code}@` our domain.
+async fn unsubscribe(
+    server: &Server,
+    from: &str,
+    id: &str,
+    code: &str,
+) -> Result<lettre::transport::smtp::response::Response, SmtpError> {
+    let to = format!("un-{id}-{code}@{DOMAIN}");
+    send(server, Some(from), &to, unsubscribe_message()).await
+}
+
 fn unsubscribe_message() -> &'static str {
     "From: bar@foo.com\r\nTo: un@invalid.local\r\nSubject: unsubscribe\r\n\r\nunsubscribe me\r\n"
 }
@@ -64,14 +75,9 @@ async fn un_valid_unsubscribes_with_the_exact_anonymous_call() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    let r = send(
-        &server,
-        Some(SUBSCRIBER),
-        &format!("un-{id}-12345@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap();
+    let r = unsubscribe(&server, SUBSCRIBER, &id, "12345")
+        .await
+        .unwrap();
     assert_eq!(r.code().to_string(), "250");
     let requests = fake.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
@@ -249,35 +255,20 @@ async fn un_refusals_give_550_with_the_codes_of_the_spec() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
-    let wrong_code = send(
-        &server,
-        Some(SUBSCRIBER),
-        &format!("un-{id}-99999@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap_err();
+    let wrong_code = unsubscribe(&server, SUBSCRIBER, &id, "99999")
+        .await
+        .unwrap_err();
     assert_eq!(status(&wrong_code), "550");
     assert!(wrong_code.to_string().contains("5.7.1"), "{wrong_code}");
-    let unknown = send(
-        &server,
-        Some(SUBSCRIBER),
-        &format!("un-999-12345@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap_err();
+    let unknown = unsubscribe(&server, SUBSCRIBER, "999", "12345")
+        .await
+        .unwrap_err();
     assert_eq!(status(&unknown), "550");
     assert!(unknown.to_string().contains("5.1.1"), "{unknown}");
     fake.set_redirect(Some("https://notify.invalid/unsubscribed"));
-    let redirected = send(
-        &server,
-        Some("mallory@evil.invalid"),
-        &format!("un-{id}-12345@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap_err();
+    let redirected = unsubscribe(&server, "mallory@evil.invalid", &id, "12345")
+        .await
+        .unwrap_err();
     assert_eq!(status(&redirected), "550");
     assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
 }
@@ -309,24 +300,14 @@ async fn api_failures_give_451_and_the_retry_applies_once() {
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
     fake.go_down().await;
-    let e = send(
-        &server,
-        Some(SUBSCRIBER),
-        &format!("un-{id}-12345@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap_err();
+    let e = unsubscribe(&server, SUBSCRIBER, &id, "12345")
+        .await
+        .unwrap_err();
     assert_eq!(status(&e), "451");
     fake.come_up().await;
-    send(
-        &server,
-        Some(SUBSCRIBER),
-        &format!("un-{id}-12345@{DOMAIN}"),
-        unsubscribe_message(),
-    )
-    .await
-    .unwrap();
+    unsubscribe(&server, SUBSCRIBER, &id, "12345")
+        .await
+        .unwrap();
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
 }
 

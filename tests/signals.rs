@@ -165,3 +165,61 @@ async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
         assert_eq!(f["code"], 250);
     }
 }
+
+#[tokio::test]
+async fn operations_endpoint_reports_health_readiness_and_metrics() {
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", "bar@foo.com", "12345");
+    let ops_port = free_port();
+    let ops = format!("127.0.0.1:{ops_port}");
+    let (mut child, port) = spawn(
+        &fake,
+        &[("NOTIFY_INBOUND__OPERATIONS__LISTEN", ops.as_str())],
+    );
+    let mut c = connect(port).await;
+    assert_eq!(code(&c.reply().await), 220);
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        let url = format!("http://{ops}{path}");
+        let http = http.clone();
+        async move {
+            let r = http
+                .get(url)
+                .send()
+                .await
+                .expect("operations endpoint answers");
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    assert_eq!(get("/healthz").await.0, 200);
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_string()));
+    c.cmd("EHLO client.example").await;
+    c.cmd("MAIL FROM:<bar@foo.com>").await;
+    c.cmd(&format!("RCPT TO:<un-{id}-12345@invalid.local>"))
+        .await;
+    c.cmd("RCPT TO:<someone@elsewhere.example>").await;
+    c.cmd("DATA").await;
+    assert_eq!(code(&c.cmd("Subject: x\r\n\r\n.").await), 250);
+    let (status, metrics) = get("/metrics").await;
+    assert_eq!(status, 200);
+    for line in [
+        "notify_inbound_smtp_messages_total{kind=\"un\",outcome=\"accepted\"} 1",
+        "notify_inbound_smtp_rcpt_rejected_total{reason=\"relay_denied\"} 1",
+        "notify_inbound_api_requests_total{endpoint=\"unsubscribe\",status=\"2xx\"} 1",
+        "notify_inbound_smtp_connections_open{listener=",
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    fake.go_down().await;
+    // Readiness is cached for a few seconds; it turns 503 once the API stops answering.
+    let mut last = (0, String::new());
+    for _ in 0..40 {
+        last = get("/readyz").await;
+        if last.0 == 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(last.0, 503, "{last:?}");
+    child.start_kill().unwrap();
+}

@@ -16,15 +16,22 @@ pub(crate) struct DsnRecipient {
     pub status: String,
     pub diagnostic: String,
     pub remote_mta: String,
+    /// The SMTP command refused, when the report names it outside the diagnostic.
+    pub command: Option<super::reason::Command>,
 }
 
 impl DsnRecipient {
-    /// The address the report is about: the final recipient, else the original one.
+    /// The address the report is about: the final recipient, else the original one
+    /// (also when the final "recipient" is a file or program an alias delivered to).
     pub fn address(&self) -> &str {
-        if self.final_recipient.is_empty() {
-            &self.original_recipient
+        if self.final_recipient.contains('@') || !self.original_recipient.contains('@') {
+            if self.final_recipient.is_empty() {
+                &self.original_recipient
+            } else {
+                &self.final_recipient
+            }
         } else {
-            &self.final_recipient
+            &self.original_recipient
         }
     }
 
@@ -114,11 +121,8 @@ pub(crate) fn parse(body: &str) -> Vec<DsnRecipient> {
             }
             cur.final_recipient = clean_address(typed_value(&value)).to_string();
         } else if name.eq_ignore_ascii_case("Original-Recipient") {
-            // Usually before Final-Recipient; some reporters put it right after.
-            if !cur.original_recipient.is_empty()
-                || (!cur.final_recipient.is_empty()
-                    && (!cur.action.is_empty() || !cur.status.is_empty()))
-            {
+            // Usually before Final-Recipient; some reporters put it after.
+            if !cur.original_recipient.is_empty() {
                 flush(&mut cur, &mut out);
             }
             cur.original_recipient = clean_address(typed_value(&value)).to_string();

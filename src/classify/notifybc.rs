@@ -50,6 +50,16 @@ impl Filters {
         })
     }
 
+    /// Whether an option beyond NotifyBC reads the classifier's verdict. NotifyBC's own
+    /// decision reads only the Subject, the filter body and the failed-recipient header or
+    /// pattern, so without these options the message need not be classified.
+    fn needs_verdict(&self) -> bool {
+        self.ignore_auto_replies
+            || self.ignore_delays
+            || self.complaints_unsubscribe
+            || self.per_recipient_status
+    }
+
     /// Whether two addresses are the same under the configured comparison (exact by
     /// default, like NotifyBC).
     pub fn same_address(&self, a: &str, b: &str) -> bool {
@@ -102,6 +112,53 @@ pub fn assess(raw: &[u8], filters: &Filters, subscriber: Option<&str>) -> Assess
     };
     let verdict = classify_parsed(&message);
     assess_parsed(&message, verdict, filters, subscriber)
+}
+
+/// What the `bn` flow acts on: [`assess`] for a known subscriber, without the verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// Whether the message increments the subscriber's `hardBounceCount`.
+    pub counts: bool,
+    /// The filter that decided, as in [`Assessment::why`].
+    pub why: String,
+    /// A complaint to act on (`complaints_unsubscribe`).
+    pub complaint: bool,
+    /// Not a message at all: no header could be parsed.
+    pub unparsable: bool,
+}
+
+/// The same decision as [`assess`] for `subscriber`, at less cost: the message is
+/// classified only when an option needs the verdict (it is the larger part of the work).
+pub fn decide(raw: &[u8], filters: &Filters, subscriber: &str) -> Decision {
+    let Some(message) = parse(raw) else {
+        return Decision {
+            counts: false,
+            why: "unparsable".into(),
+            complaint: false,
+            unparsable: true,
+        };
+    };
+    let verdict = if filters.needs_verdict() {
+        classify_parsed(&message)
+    } else {
+        // Never read: with a subscriber given and no option on, `assess_parsed` decides
+        // from the message alone.
+        Verdict {
+            kind: MessageKind::NotBounce,
+            recipients: Vec::new(),
+            message_id: None,
+            subject: None,
+            feedback_type: None,
+            complainant: None,
+        }
+    };
+    let a = assess_parsed(&message, verdict, filters, Some(subscriber));
+    Decision {
+        counts: a.counts,
+        why: a.why,
+        complaint: a.complaint,
+        unparsable: false,
+    }
 }
 
 fn not_counted(verdict: Verdict, why: &str, bounced: Vec<String>, complaint: bool) -> Assessment {

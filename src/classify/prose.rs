@@ -14,19 +14,64 @@ use mail_parser::{Message, MimeHeaders, PartType};
 use super::text::{addresses, contains_ci, find_ci, find_reply_code, find_status, starts_with_ci};
 
 /// The human-readable report: the first text body of the message (HTML turned into
-/// text), without the returned original message.
-pub(crate) fn report_text(message: &Message<'_>) -> Option<String> {
-    let id = *message.text_body.first().or(message.html_body.first())?;
-    let part = message.parts.get(id as usize)?;
-    let text = match &part.body {
-        PartType::Text(t) => t.to_string(),
-        PartType::Html(h) => mail_parser::decoders::html::html_to_text(h),
-        _ => return None,
+/// text) and the offset where the returned original message starts in it.
+pub(crate) fn report_text(message: &Message<'_>) -> Option<(String, usize)> {
+    let body = message
+        .text_body
+        .first()
+        .or(message.html_body.first())
+        .and_then(|id| message.parts.get(*id as usize));
+    let text = match body.map(|p| &p.body) {
+        Some(PartType::Text(t)) => t.to_string(),
+        Some(PartType::Html(h)) => mail_parser::decoders::html::html_to_text(h),
+        // A report whose MIME structure is broken (a boundary that cannot be found) is
+        // left as a part outside the body lists; its text is still the report.
+        _ => message.parts.iter().find_map(|p| match &p.body {
+            PartType::Text(t) => Some(t.to_string()),
+            PartType::Binary(b) | PartType::InlineBinary(b)
+                if p.content_type().is_none_or(|c| {
+                    c.ctype().eq_ignore_ascii_case("text")
+                        || c.ctype().eq_ignore_ascii_case("multipart")
+                }) =>
+            {
+                Some(String::from_utf8_lossy(b).into_owned())
+            }
+            _ => None,
+        })?,
     };
-    let end = original_start(&text);
-    let mut text = text;
-    text.truncate(end);
-    Some(text)
+    let cut = original_start(&text);
+    Some((text, cut))
+}
+
+/// The recipient of the returned original message when it had exactly one (`To` of an
+/// attached `message/rfc822` or `text/rfc822-headers` part, or of the header block pasted
+/// after the report): the last resort of a report that names no recipient itself.
+pub(crate) fn original_recipient(message: &Message<'_>, pasted: &str) -> Option<String> {
+    let one = |list: Vec<&str>| (list.len() == 1).then(|| list[0].to_string());
+    for part in &message.parts {
+        match &part.body {
+            PartType::Message(inner) => {
+                let to: Vec<&str> = inner
+                    .to()
+                    .map(|a| a.iter().filter_map(|a| a.address()).collect())
+                    .unwrap_or_default();
+                return one(to);
+            }
+            PartType::Text(t) if part.is_content_type("text", "rfc822-headers") => {
+                return to_header(t).and_then(|v| one(addresses(v).collect()));
+            }
+            _ => {}
+        }
+    }
+    to_header(pasted).and_then(|v| one(addresses(v).collect()))
+}
+
+/// The value of the first `To:` header line of a pasted header block.
+fn to_header(text: &str) -> Option<&str> {
+    text.lines()
+        .take_while(|l| !l.trim().is_empty() || l.is_empty())
+        .find(|l| starts_with_ci(l, "to:"))
+        .and_then(|l| l.get(3..))
 }
 
 /// Phrases of the marker lines that introduce the returned original message.
@@ -71,13 +116,15 @@ fn is_marker_line(line: &str) -> bool {
     if t.len() < 8 || t.len() > 120 {
         return false;
     }
-    if !ORIGINAL_MARKERS.iter().any(|m| contains_ci(t, m)) {
-        return false;
-    }
-    let decorated = t.starts_with(['-', '=', '*', '|', '#', '<', '[', '_', '>'])
+    let decorated = t.starts_with(['-', '=', '*', '|', '#', '<', '[', '_'])
         || t.ends_with(['-', ':', '=', '*', '|', '#'])
         || t.ends_with("follows.");
-    decorated || contains_ci(t, "follow") || contains_ci(t, "below") || contains_ci(t, "attached")
+    // The cheap shape test first: most lines fail it, and the phrases are many.
+    if !(decorated || contains_ci(t, "follow") || contains_ci(t, "below")) {
+        return false;
+    }
+    // "The original message was received at ..." opens Sendmail's report.
+    ORIGINAL_MARKERS.iter().any(|m| contains_ci(t, m)) && !contains_ci(t, "message was received")
 }
 
 /// Byte offset where the returned original message starts (or the text's length).
@@ -191,7 +238,7 @@ const BODY_PHRASES: &[&str] = &[
 ];
 
 /// One recipient found in a prose report and what the report says about it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Entry {
     pub address: String,
     pub diagnostic: String,
@@ -272,7 +319,11 @@ fn recipient_on_line(line: &str) -> Option<&str> {
     {
         return None;
     }
-    if lower.ends_with(':') || lower.ends_with(" to") || lower.ends_with(" to:") {
+    if lower.ends_with(':')
+        || lower.ends_with(" to")
+        || lower.ends_with(" to:")
+        || lower.ends_with(" recipient")
+    {
         return Some(address);
     }
     None
@@ -281,7 +332,7 @@ fn recipient_on_line(line: &str) -> Option<&str> {
 /// Addresses the report itself is addressed from or to (the original sender and the
 /// reporting system), which are never failed recipients, plus envelope senders named in
 /// the transcript (`MAIL FROM:<...>`).
-fn own_addresses(message: &Message<'_>, report: &str) -> Vec<String> {
+pub(crate) fn own_addresses(message: &Message<'_>, report: &str) -> Vec<String> {
     let mut own = Vec::new();
     for name in ["From", "To", "Return-Path", "Reply-To", "Sender"] {
         for h in message
@@ -363,7 +414,7 @@ pub(crate) fn entries(message: &Message<'_>, report: &str) -> (Vec<Entry>, Strin
 /// Whether a diagnostic says anything a reason can be read from.
 pub(crate) fn has_signal(diagnostic: &str) -> bool {
     find_status(diagnostic).is_some()
-        || find_reply_code(diagnostic).is_some()
+        || find_reply_code(diagnostic).is_some_and(|c| !c.starts_with('2'))
         || super::reason::from_text(diagnostic).is_some()
 }
 
@@ -446,10 +497,12 @@ mod tests {
             &text[..original_start(text)],
             "The original message was received at Thu\n<a@example.org>: 550 unknown\n\n"
         );
-        let text = "x@example.org\n  user unknown\n\nReceived: from a by b\nTo: c@example.org\n";
+        let text = "Please delete your own text from the attached returned message.\n\
+                    x@example.org\n  user unknown\n\nReceived: from a by b\nTo: c@example.org\n";
         assert_eq!(
             &text[..original_start(text)],
-            "x@example.org\n  user unknown\n\n"
+            "Please delete your own text from the attached returned message.\n\
+             x@example.org\n  user unknown\n\n"
         );
     }
 }

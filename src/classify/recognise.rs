@@ -4,6 +4,8 @@
 //! states in a header (`X-Failed-Recipients`), then prose reports, and last automatic
 //! replies, so a report is always read from its most reliable form.
 
+use std::cell::OnceCell;
+
 use mail_parser::{Message, MimeHeaders};
 
 use super::dsn::{self, DsnRecipient};
@@ -25,6 +27,18 @@ pub(crate) struct Context<'a, 'm> {
     pub message: &'a Message<'m>,
     /// The first text body without the returned original message.
     pub report: String,
+    /// What followed the report in that text body (a pasted original, if any).
+    pub pasted: String,
+    /// The recipients the prose names, read once when first needed.
+    entries: OnceCell<(Vec<Entry>, String)>,
+}
+
+impl Context<'_, '_> {
+    /// The prose report's recipient entries and the text before the first of them.
+    fn entries(&self) -> &(Vec<Entry>, String) {
+        self.entries
+            .get_or_init(|| prose::entries(self.message, &self.report))
+    }
 }
 
 type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
@@ -40,9 +54,13 @@ const TABLE: &[(&str, Recogniser)] = &[
 ];
 
 pub(crate) fn run(message: &Message<'_>) -> Verdict {
+    let (mut report, cut) = prose::report_text(message).unwrap_or_default();
+    let pasted = report.split_off(cut.min(report.len()));
     let cx = Context {
         message,
-        report: prose::report_text(message).unwrap_or_default(),
+        report,
+        pasted,
+        entries: OnceCell::new(),
     };
     for (_, recogniser) in TABLE {
         if let Some(found) = recogniser(&cx) {
@@ -105,6 +123,10 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
     let mut failed = false;
     let mut delayed = false;
     for r in list {
+        // Files and programs an alias delivered to are not addresses anyone can act on.
+        if !r.address().contains('@') {
+            continue;
+        }
         let mut status = r.status.clone();
         // A generic code (x.0.0) or none: the diagnostic often carries the precise one.
         if (status.is_empty() || status.ends_with(".0.0"))
@@ -134,7 +156,8 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         let temporary = status.starts_with('4')
             || (status.is_empty() && reply.is_some_and(|c| c.starts_with('4')));
         let permanent = action == "failed" && !temporary;
-        let reason = reason::decide(&status, &r.diagnostic);
+        let command = reason::find_command(&r.diagnostic).or(r.command);
+        let reason = reason::decide(&status, &r.diagnostic, command);
         if status.is_empty() {
             status = status_for(reason, permanent);
         }
@@ -147,7 +170,7 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         }
         recipients.push(BouncedRecipient {
             address,
-            hard: permanent && reason.is_hard(permanent),
+            hard: action == "failed" && reason.is_hard(permanent),
             status,
             action: action.to_string(),
             diagnostic: r.diagnostic,
@@ -180,6 +203,14 @@ fn recognise_rfc3464(cx: &Context<'_, '_>) -> Option<Found> {
     })?;
     let body = String::from_utf8_lossy(part.contents());
     let mut list = dsn::parse(&body);
+    // A recipient that is a file or a program (an alias's target) is reported under the
+    // address that expanded to it, when the reporter names that address in
+    // X-Failed-Recipients.
+    let failed = x_failed_recipients(cx.message);
+    if list.len() == 1 && failed.len() == 1 && !list[0].address().contains('@') {
+        list[0].final_recipient = failed[0].clone();
+    }
+    list.retain(|r| r.address().contains('@'));
     if list.is_empty() {
         return None;
     }
@@ -215,13 +246,23 @@ fn line_starting_with(text: &str, prefix: &str) -> Option<usize> {
     None
 }
 
-/// A DSN without a Diagnostic-Code often says why in its prose part.
+/// A DSN without a Diagnostic-Code often says why in its prose part, and the prose often
+/// names the SMTP command the Diagnostic-Code leaves out.
 fn fill_diagnostics(list: &mut [DsnRecipient], cx: &Context<'_, '_>) {
-    if list.iter().all(|r| !r.diagnostic.is_empty()) || cx.report.is_empty() {
+    if cx.report.is_empty() {
         return;
     }
-    let (entries, _) = prose::entries(cx.message, &cx.report);
+    let (entries, _) = cx.entries();
     let single = list.len() == 1;
+    for r in list.iter_mut() {
+        let address = r.address().to_string();
+        let entry = entries
+            .iter()
+            .find(|e| e.address.eq_ignore_ascii_case(&address));
+        r.command = entry
+            .and_then(|e| reason::find_command(&e.diagnostic))
+            .or_else(|| single.then(|| reason::find_command(&cx.report)).flatten());
+    }
     for r in list.iter_mut().filter(|r| r.diagnostic.is_empty()) {
         let address = r.address().to_string();
         if let Some(e) = entries
@@ -240,19 +281,20 @@ fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
-/// lists the failed recipients itself; the prose says why.
-fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
-    let m = cx.message;
+/// The addresses of every `X-Failed-Recipients` header, in order, without repeats.
+fn x_failed_recipients(m: &Message<'_>) -> Vec<String> {
     let mut listed: Vec<String> = Vec::new();
     for h in m
         .headers()
         .iter()
         .filter(|h| h.name.as_str().eq_ignore_ascii_case("X-Failed-Recipients"))
     {
-        let raw = m
+        let Some(raw) = m
             .raw_message()
-            .get(h.offset_start as usize..h.offset_end as usize)?;
+            .get(h.offset_start as usize..h.offset_end as usize)
+        else {
+            continue;
+        };
         let raw = String::from_utf8_lossy(raw);
         for a in raw.split(',') {
             let a = clean_address(a);
@@ -261,10 +303,18 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
             }
         }
     }
+    listed
+}
+
+/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
+/// lists the failed recipients itself; the prose says why.
+fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
+    let m = cx.message;
+    let listed = x_failed_recipients(m);
     if listed.is_empty() {
         return None;
     }
-    let (entries, preamble) = prose::entries(m, &cx.report);
+    let (entries, preamble) = cx.entries();
     let delay = prose::is_delay_notice(m, &cx.report);
     let single = listed.len() == 1;
     let list = listed
@@ -278,7 +328,7 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
                 .or_else(|| {
                     single.then(|| {
                         let mut d = preamble.clone();
-                        for e in &entries {
+                        for e in entries {
                             d.push(' ');
                             d.push_str(&e.diagnostic);
                         }
@@ -286,13 +336,25 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
                     })
                 })
                 .unwrap_or_default();
-            prose_recipient(address, diagnostic, delay)
+            prose_recipient(
+                address,
+                diagnostic,
+                delay,
+                single.then_some(cx.report.as_str()),
+            )
         })
         .collect();
     Some(Found::Report(list))
 }
 
-fn prose_recipient(address: String, diagnostic: String, delay: bool) -> DsnRecipient {
+fn prose_recipient(
+    address: String,
+    diagnostic: String,
+    delay: bool,
+    report: Option<&str>,
+) -> DsnRecipient {
+    let command =
+        reason::find_command(&diagnostic).or_else(|| report.and_then(reason::find_command));
     let status = find_status(&diagnostic).unwrap_or("").to_string();
     let five = status.starts_with('5')
         || (status.is_empty() && find_reply_code(&diagnostic).is_some_and(|c| c.starts_with('5')));
@@ -301,6 +363,7 @@ fn prose_recipient(address: String, diagnostic: String, delay: bool) -> DsnRecip
         action: if delay && !five { "delayed" } else { "failed" }.to_string(),
         status,
         diagnostic,
+        command,
         ..DsnRecipient::default()
     }
 }
@@ -311,11 +374,27 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
-    let (entries, preamble) = prose::entries(cx.message, &cx.report);
+    let (entries, preamble) = cx.entries();
+    let mut entries: Vec<Entry> = entries.clone();
     if entries.is_empty() {
-        return None;
+        // A report that says why but not for whom: the returned original says whom.
+        if !prose::has_signal(&cx.report) {
+            return None;
+        }
+        let address = prose::original_recipient(cx.message, &cx.pasted)?;
+        if prose::own_addresses(cx.message, &cx.report)
+            .iter()
+            .any(|o| o.eq_ignore_ascii_case(&address))
+        {
+            return None;
+        }
+        entries.push(Entry {
+            address,
+            diagnostic: String::new(),
+        });
     }
     let delay = prose::is_delay_notice(cx.message, &cx.report);
+    let single = entries.len() == 1;
     let shared = shared_diagnostic(&entries);
     let list = entries
         .into_iter()
@@ -331,7 +410,12 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
                 } else {
                     format!("{preamble} {diagnostic}")
                 };
-                prose_recipient(address, diagnostic, delay)
+                prose_recipient(
+                    address,
+                    diagnostic,
+                    delay,
+                    single.then_some(cx.report.as_str()),
+                )
             },
         )
         .collect();

@@ -421,3 +421,61 @@ fn bad_pattern_is_a_config_error_naming_the_key() {
     let e = Filters::new(&b).unwrap_err().to_string();
     assert!(e.contains("bounce.failed_recipient_regex"), "{e}");
 }
+
+/// `decide` (what the bn flow uses, classifying only when an option needs it) gives the
+/// same decision as `assess` for every message of the corpus, under every option, for the
+/// first bounced address and for an address that is not in the message.
+#[test]
+fn decide_agrees_with_assess_on_the_corpus() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces/emails");
+    let mut messages: Vec<Vec<u8>> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| std::fs::read(e.unwrap().path()).unwrap())
+        .collect();
+    assert!(messages.len() > 100, "corpus in {}", dir.display());
+    messages.push(b"\x00\x01 not a message".to_vec());
+    messages.push(dsn(SUB, "failed", "5.1.1", "550 5.1.1 user unknown"));
+    let configs: Vec<Filters> = vec![
+        filters(|_| {}),
+        filters(|b| {
+            b.ignore_auto_replies = true;
+            b.ignore_delays = true;
+            b.complaints_unsubscribe = true;
+        }),
+        filters(|b| b.per_recipient_status = true),
+        filters(|b| {
+            b.case_insensitive_domain = true;
+            b.multiple_failed_recipients = true;
+            b.subject_regex = "(?i)undeliver|failure|returned".into();
+        }),
+    ];
+    let mut counted = 0;
+    for raw in &messages {
+        let first = classify(raw)
+            .recipients
+            .first()
+            .map(|r| r.address.clone())
+            .unwrap_or_else(|| SUB.to_string());
+        for f in &configs {
+            for sub in [first.as_str(), "nobody@nowhere.example"] {
+                let a = assess(raw, f, Some(sub));
+                let d = decide(raw, f, sub);
+                let expected = Decision {
+                    counts: a.counts,
+                    why: a.why.clone(),
+                    complaint: a.complaint,
+                    unparsable: a.verdict.kind == MessageKind::Unparsable,
+                };
+                assert_eq!(
+                    d,
+                    expected,
+                    "{}",
+                    String::from_utf8_lossy(&raw[..raw.len().min(200)])
+                );
+                counted += usize::from(d.counts);
+            }
+        }
+    }
+    // The comparison covered both outcomes.
+    assert!(counted > 0);
+}

@@ -139,9 +139,15 @@ pub(crate) fn clean_address(s: &str) -> &str {
     let t = t.trim_matches(|c: char| {
         matches!(
             c,
-            '<' | '>' | '"' | '\'' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '.'
+            '<' | '>' | '\'' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '.'
         ) || c.is_whitespace()
     });
+    // Quotes go, unless they quote the local part (`"john..doe"@example.org`).
+    let t = if t.starts_with('"') && t.contains("\"@") {
+        t.trim_end_matches('"')
+    } else {
+        t.trim_matches('"')
+    };
     t.strip_prefix("mailto:")
         .or_else(|| t.strip_prefix("MAILTO:"))
         .unwrap_or(t)
@@ -165,14 +171,26 @@ pub(crate) fn addresses(s: &str) -> impl Iterator<Item = &str> {
             let at = from + off;
             from = at + 1;
             let mut l = at;
-            while l > 0 && is_local_byte(b[l - 1]) {
-                l -= 1;
-            }
-            while l < at && b[l] == b'.' {
-                l += 1;
-            }
-            if l == at {
-                continue;
+            if at > 0 && b[at - 1] == b'"' {
+                // A quoted local part: `"john..doe"@example.org`.
+                match b[..at - 1].iter().rposition(|&c| c == b'"') {
+                    Some(q)
+                        if at - 1 - q > 1 && !b[q..at].iter().any(|c| b"<> \t\r\n".contains(c)) =>
+                    {
+                        l = q;
+                    }
+                    _ => continue,
+                }
+            } else {
+                while l > 0 && is_local_byte(b[l - 1]) {
+                    l -= 1;
+                }
+                while l < at && b[l] == b'.' {
+                    l += 1;
+                }
+                if l == at {
+                    continue;
+                }
             }
             let mut r = at + 1;
             if b.get(r) == Some(&b'[') {
@@ -224,9 +242,16 @@ mod tests {
         let v: Vec<_> =
             addresses("<a.b@example.com>: mailbox; x@y, c@[192.0.2.1] and d@host.").collect();
         assert_eq!(v, vec!["a.b@example.com", "c@[192.0.2.1]"]);
+        let v: Vec<_> = addresses("<\"john..doe\"@example.org> and \"a b\"@example.org").collect();
+        assert_eq!(v, vec!["\"john..doe\"@example.org"]);
         assert_eq!(clean_address(" <A@B.example> "), "A@B.example");
         assert_eq!(clean_address("\"Name\" <a@b.example>"), "a@b.example");
         assert_eq!(clean_address("a@b.example (comment)"), "a@b.example");
+        assert_eq!(
+            clean_address("rfc822-ish \"j..d\"@b.example"),
+            "\"j..d\"@b.example"
+        );
+        assert_eq!(clean_address("\"a@b.example\""), "a@b.example");
     }
     #[test]
     fn reply_codes() {

@@ -27,7 +27,7 @@ use serde_json::{Value, json};
 use crate::api::{ApiError, Bounce, NewBounce, UnsubscribeOutcome};
 
 use super::{Envelope, Handled, Processor};
-use crate::classify::{MessageKind, assess};
+use crate::classify::decide;
 
 impl Processor {
     pub(super) async fn bounce(&self, envelope: &Envelope, raw: &[u8]) -> Handled {
@@ -49,7 +49,7 @@ impl Processor {
         let Some(address) = address else {
             return self.no_subscription(envelope, raw).await;
         };
-        let assessment = assess(raw, &self.filters, Some(&address));
+        let decision = decide(raw, &self.filters, &address);
         let _serialised = self.locks.lock(&address).await;
 
         let record = match self.api.find_active_bounces(&address).await {
@@ -77,10 +77,10 @@ impl Processor {
             };
             (id, old_count, "duplicate")
         } else {
-            let mut counts = assessment.counts;
+            let mut counts = decision.counts;
             let mut outcome = if counts {
                 "counted"
-            } else if assessment.verdict.kind == MessageKind::Unparsable {
+            } else if decision.unparsable {
                 "unparsable_recorded"
             } else {
                 "not_counted"
@@ -116,7 +116,7 @@ impl Processor {
             }
         };
 
-        let complaint = assessment.complaint && self.bounce.complaints_unsubscribe;
+        let complaint = decision.complaint && self.bounce.complaints_unsubscribe;
         if count > u64::from(self.bounce.unsub_threshold) || complaint {
             if let Err(e) = self.unsubscribe_all(envelope, &address, &bounce_id).await {
                 return Handled::api_failure(&e)
@@ -136,7 +136,7 @@ impl Processor {
             "counted" => "bounce recorded",
             _ => "bounce recorded, subscriber unsubscribed",
         };
-        Handled::ok(outcome, text).with_detail(assessment.why)
+        Handled::ok(outcome, text).with_detail(decision.why)
     }
 
     /// Step 5: unsubscribe from all services, then retire the bounce record. A refusal means
@@ -211,15 +211,20 @@ impl Processor {
             .iter()
             .any(|m| same_message(m, &stored, message_id.as_deref()));
         let over = record.hard_bounce_count.unwrap_or(0) > u64::from(self.bounce.unsub_threshold);
-        let complaint = self.bounce.complaints_unsubscribe
-            && assess(raw, &self.filters, Some(address)).complaint;
+        let complaint =
+            self.bounce.complaints_unsubscribe && decide(raw, &self.filters, address).complaint;
         holds && (over || complaint)
     }
 
     /// The message as stored in `bounceMessages`: the raw text, cut at
     /// `max_stored_message_bytes` (on a character boundary) when that is set.
     fn stored_text(&self, raw: &[u8]) -> String {
-        let mut text = String::from_utf8_lossy(raw).into_owned();
+        // Mail is nearly always valid UTF-8 (mostly ASCII): one fast validating pass and a
+        // copy, and the replacing conversion only for the rare message that is not.
+        let mut text = match std::str::from_utf8(raw) {
+            Ok(valid) => valid.to_owned(),
+            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+        };
         let cap = self.bounce.max_stored_message_bytes;
         if cap > 0 && text.len() > cap {
             let mut end = cap;
@@ -254,9 +259,7 @@ impl Processor {
             recent
                 && m.get("message")
                     .and_then(Value::as_str)
-                    .is_some_and(|text| {
-                        assess(text.as_bytes(), &self.filters, Some(address)).counts
-                    })
+                    .is_some_and(|text| decide(text.as_bytes(), &self.filters, address).counts)
         })
     }
 }
