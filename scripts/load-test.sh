@@ -26,8 +26,8 @@
 #
 # Environment: MESSAGES (per run, default 20000), SESSIONS (50), REPEAT (3; the median is
 # summarised), CONNECTIONS (2000, one-connection-per-message runs), BASE_PORT (25250),
-# LOG_LEVEL (info), TABLES ("many one": which of tables 1 and 2 to run), KEEP=1 keeps the
-# work directory.
+# LOG_LEVEL (info), TABLES ("many one": which of tables 1 and 2 to run), SERVER_BIN (another
+# notify-inbound binary to measure, e.g. an earlier build), KEEP=1 keeps the work directory.
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-20000}
@@ -70,7 +70,7 @@ SINK=$(find_tool smtp-sink)
 
 echo "== building the release binary and the load helpers"
 (cd "$ROOT" && cargo build --release --quiet --bin notify-inbound --example fake_notifybc --example connect_latency)
-BIN=$ROOT/target/release/notify-inbound
+BIN=${SERVER_BIN:-$ROOT/target/release/notify-inbound}
 API_BIN=$ROOT/target/release/examples/fake_notifybc
 LATENCY_BIN=$ROOT/target/release/examples/connect_latency
 
@@ -135,6 +135,7 @@ wait_port "$SINK_PORT"
 echo "== machine"
 echo "cpus: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); $(uname -sr)"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "server: $BIN"
 echo "client: $SOURCE; messages per run: $MESSAGES; sessions: $SESSIONS; runs: $REPEAT"
 
 # clients MODE PORT KIND COUNT SESSIONS [smtp-source options]: runs the client(s) and sets
