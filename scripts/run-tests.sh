@@ -7,6 +7,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-proxies.sh
+# The TLS tests offer old protocols and suites with openssl s_client.
+if ! command -v openssl >/dev/null 2>&1; then
+  apt-get update && apt-get install -y openssl
+fi
 cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

@@ -8,7 +8,7 @@
 use regex::Regex;
 
 use crate::config::{ConfigError, Settings, compile_regex};
-use crate::reply::Reply;
+use crate::reply::{Reply, printable};
 
 /// What a `un`/`bn` recipient asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +57,7 @@ pub enum Refusal {
 
 impl Refusal {
     pub fn reply(self, address: &str) -> Reply {
+        let address = printable(address);
         match self {
             Refusal::Unknown => {
                 Reply::new(550, "5.1.1", format!("<{address}>: no such recipient here"))
@@ -202,5 +203,18 @@ mod tests {
             let e = r.route(a).expect_err(a).reply(a);
             assert!(e.code == 550, "{a}: {e}");
         }
+    }
+
+    #[test]
+    fn refusals_echo_the_address_as_short_printable_ascii() {
+        let r = router();
+        let long = format!("{}\u{e9}@elsewhere.example", "x".repeat(480));
+        let reply = r.route(&long).expect_err("foreign").reply(&long);
+        let wire = reply.to_wire();
+        assert!(wire.len() <= 512, "{wire}");
+        assert!(
+            wire.trim_end().bytes().all(|b| (0x20..0x7f).contains(&b)),
+            "{wire}"
+        );
     }
 }

@@ -77,6 +77,22 @@ impl Reply {
     }
 }
 
+/// Client text as it may appear in a reply: RFC 5321 §4.2 allows only printable ASCII in
+/// reply text, and a reply line must stay within 512 octets, so anything else becomes `?`
+/// and the text is cut at 100 characters.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .take(100)
+        .map(|c| {
+            if c == ' ' || c.is_ascii_graphic() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect()
+}
+
 impl fmt::Display for Reply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.enhanced.is_empty() {
@@ -90,6 +106,12 @@ impl fmt::Display for Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printable_keeps_replies_ascii_and_short() {
+        assert_eq!(printable("bn-1-\u{e9}\0@x\r"), "bn-1-??@x?");
+        assert_eq!(printable(&"a".repeat(500)).len(), 100);
+    }
 
     #[test]
     fn multiline_wire_format() {

@@ -13,6 +13,7 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+/// An implicit-TLS listener with the certificate files given (empty: self-signed).
 fn settings(cert: &str, key: &str) -> Settings {
     Settings::from_toml_str(&format!(
         "[inbound_smtp_server]\ndomain = 'notify.example'\ntls_reload_interval_secs = 1\n\
@@ -103,4 +104,59 @@ async fn configured_certificate_any_sni_tls12_and_13_and_rotation() {
     }
     assert_eq!(served, der_of(&cert2), "rotated certificate served");
     assert_eq!(code(&open.cmd("EHLO c.example").await), 250);
+}
+
+/// Runs `openssl s_client` against `addr` with `args`; returns what it printed.
+fn s_client(addr: std::net::SocketAddr, args: &[&str]) -> String {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &addr.to_string(),
+            "-servername",
+            "a.example",
+        ])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl must be installed (apt-get install -y openssl)");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_protocols_and_non_aead_suites_are_refused() {
+    let server = start(settings("", ""), Recorder::new()).await;
+    let addr = server.addr(TlsMode::Implicit).unwrap();
+    let run =
+        |args: &'static [&'static str]| tokio::task::spawn_blocking(move || s_client(addr, args));
+    // SECLEVEL=0 lets the client offer what it would refuse itself, so a refusal is ours.
+    for (args, what) in [
+        (
+            &["-tls1_1", "-cipher", "DEFAULT:@SECLEVEL=0"][..],
+            "TLS 1.1",
+        ),
+        (&["-tls1", "-cipher", "DEFAULT:@SECLEVEL=0"][..], "TLS 1.0"),
+        (
+            &["-tls1_2", "-cipher", "AES128-SHA:@SECLEVEL=0"][..],
+            "CBC suite",
+        ),
+        (
+            &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0"][..],
+            "ECDHE CBC suite",
+        ),
+    ] {
+        let out = run(args).await.unwrap();
+        assert!(
+            out.contains("Cipher is (NONE)"),
+            "{what} was accepted:\n{out}"
+        );
+    }
+    let out = run(&["-tls1_2"]).await.unwrap();
+    assert!(out.contains("TLSv1.2, Cipher is ECDHE-"), "{out}");
+    let out = run(&["-tls1_3"]).await.unwrap();
+    assert!(out.contains("TLSv1.3, Cipher is TLS_"), "{out}");
 }

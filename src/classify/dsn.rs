@@ -21,12 +21,17 @@ pub(crate) struct DsnRecipient {
 }
 
 impl DsnRecipient {
-    /// The address the report is about: the final recipient, else the original one.
+    /// The address the report is about: the final recipient, else the original one
+    /// (also when the final "recipient" is a file or program an alias delivered to).
     pub fn address(&self) -> &str {
-        if self.final_recipient.is_empty() {
-            &self.original_recipient
+        if self.final_recipient.contains('@') || !self.original_recipient.contains('@') {
+            if self.final_recipient.is_empty() {
+                &self.original_recipient
+            } else {
+                &self.final_recipient
+            }
         } else {
-            &self.final_recipient
+            &self.original_recipient
         }
     }
 

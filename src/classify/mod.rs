@@ -199,8 +199,23 @@ pub fn classify(raw: &[u8]) -> Verdict {
     }
 }
 
+/// The headers the classifier reads, parsed; all others are kept raw (parsing every
+/// `Received` line of a bounce costs more than classifying it).
+static PARSER: std::sync::LazyLock<mail_parser::MessageParser> = std::sync::LazyLock::new(|| {
+    use mail_parser::HeaderName;
+    mail_parser::MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+        .header_address(HeaderName::From)
+        .header_address(HeaderName::To)
+        .header_address(HeaderName::Cc)
+        .header_address(HeaderName::ReplyTo)
+        .header_address(HeaderName::Sender)
+        .header_id(HeaderName::MessageId)
+});
+
 pub(crate) fn parse(raw: &[u8]) -> Option<mail_parser::Message<'_>> {
-    mail_parser::MessageParser::default().parse(raw)
+    PARSER.parse(raw)
 }
 
 pub(crate) fn classify_parsed(message: &mail_parser::Message<'_>) -> Verdict {

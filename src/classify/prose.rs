@@ -116,17 +116,15 @@ fn is_marker_line(line: &str) -> bool {
     if t.len() < 8 || t.len() > 120 {
         return false;
     }
-    if !ORIGINAL_MARKERS.iter().any(|m| contains_ci(t, m)) {
-        return false;
-    }
-    // "The original message was received at ..." opens Sendmail's report.
-    if contains_ci(t, "message was received") {
-        return false;
-    }
     let decorated = t.starts_with(['-', '=', '*', '|', '#', '<', '[', '_'])
         || t.ends_with(['-', ':', '=', '*', '|', '#'])
         || t.ends_with("follows.");
-    decorated || contains_ci(t, "follow") || contains_ci(t, "below")
+    // The cheap shape test first: most lines fail it, and the phrases are many.
+    if !(decorated || contains_ci(t, "follow") || contains_ci(t, "below")) {
+        return false;
+    }
+    // "The original message was received at ..." opens Sendmail's report.
+    ORIGINAL_MARKERS.iter().any(|m| contains_ci(t, m)) && !contains_ci(t, "message was received")
 }
 
 /// Byte offset where the returned original message starts (or the text's length).
@@ -240,7 +238,7 @@ const BODY_PHRASES: &[&str] = &[
 ];
 
 /// One recipient found in a prose report and what the report says about it.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Entry {
     pub address: String,
     pub diagnostic: String,

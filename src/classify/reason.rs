@@ -5,7 +5,9 @@
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexSet};
+// Byte-oriented, ASCII case-insensitive matching: the wordings are ASCII, and without
+// Unicode classes the automata stay small and fast.
+use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
 use super::Reason;
 
@@ -15,11 +17,11 @@ use super::Reason;
 const PATTERNS: &[(Reason, &str)] = &[
     (
         Reason::MailboxFull,
-        r"mailbox (is )?full|mail ?box.{0,40}(full|quota)|over ?quota|quota (exceeded|full)|exceeded (storage|(the )?quota|.{0,20}storage allocation)|(storage|disk) quota|insufficient (storage|mailbox)|mailfolder is full|user.{0,20}(is )?over.{0,10}(quota|limit)|too much mail|out of storage|account is full|full mailbox",
+        r"mailbox (is )?full|mail ?box[^.]*(full|quota)|over ?quota|quota (exceeded|full)|exceeded (storage|(the )?quota|[^.]*storage allocation)|(storage|disk) quota|insufficient (storage|mailbox)|mailfolder is full|user[^.]*(is )?over[^.]*(quota|limit)|too much mail|out of storage|account is full|full mailbox",
     ),
     (
         Reason::MesgTooBig,
-        r"message (size )?(exceeds|is too (big|large)|too (big|large))|(size|length) (exceeds|limit)|too large|exceeds (the )?(maximum )?(message )?size|message size .{0,30}(exceed|limit)|mail size",
+        r"message (size )?(exceeds|is too (big|large)|too (big|large))|(size|length) (exceeds|limit)|too large|exceeds (the )?(maximum )?(message )?size|message size [^.]*(exceed|limit)|mail size",
     ),
     (
         Reason::NotAccept,
@@ -27,7 +29,7 @@ const PATTERNS: &[(Reason, &str)] = &[
     ),
     (
         Reason::Rejected,
-        r"sender address rejected|sender rejected|domain of sender|sender verif(y|ication) failed|unroutable sender|sender (domain|address) (is )?(invalid|unknown|does not exist|not allowed|rejected|denied)|envelope sender|invalid sender|valid from|from address|sender.{0,30}(does not|doesn't) exist|bad sender",
+        r"sender address rejected|sender rejected|domain of sender|sender verif(y|ication) failed|unroutable sender|sender (domain|address) (is )?(invalid|unknown|does not exist|not allowed|rejected|denied)|envelope sender|invalid sender|valid from|from address|sender[^.]*(does not|doesn't) exist|bad sender",
     ),
     (
         Reason::Filtered,
@@ -43,15 +45,15 @@ const PATTERNS: &[(Reason, &str)] = &[
     ),
     (
         Reason::Suspend,
-        r"(mailbox|account|user|address|recipient)( has been| is)? (temporarily )?(disabled|suspended|deactivated|inactive|locked|frozen|not active|on hold|blocked by the administrator)|is (inactive|disabled|suspended)|suspended (account|mailbox)|account.{0,20}(expired|closed)|inactive (account|user|mailbox)|disabled (recipient|mailbox|account|user)|temporar\w* locked|account.{0,40}locked",
+        r"(mailbox|account|user|address|recipient)( has been| is)? (temporarily )?(disabled|suspended|deactivated|inactive|locked|frozen|not active|on hold|blocked by the administrator)|is (inactive|disabled|suspended)|suspended (account|mailbox)|account[^.]*(expired|closed)|inactive (account|user|mailbox)|disabled (recipient|mailbox|account|user)|temporar\w* locked|account[^.]*locked",
     ),
     (
         Reason::HostUnknown,
-        r"host (or domain name )?(not found|unknown)|host [a-z0-9.-]+ not found|invalid domain|domain may not exist|domain is not reachable|unknown host|(domain|host) name (not found|lookup failed)|domain (does not exist|not found|unknown)|no such domain|(^|\W)nxdomain|unrouteable|name or service not known|no (mx|mail exchanger|dns) |mx (record )?not found|unknown domain|domain.{0,40}(does not|doesn't) exist|illegal host|host does not exist|no route to domain|no valid (mx|host)|bad destination (system|host)",
+        r"host (or domain name )?(not found|unknown)|host [a-z0-9.-]+ not found|invalid domain|domain may not exist|domain is not reachable|unknown host|(domain|host) name (not found|lookup failed)|domain (does not exist|not found|unknown)|no such domain|(^|\W)nxdomain|unrouteable|name or service not known|no (mx|mail exchanger|dns) |mx (record )?not found|unknown domain|domain[^.]*(does not|doesn't) exist|illegal host|host does not exist|no route to domain|no valid (mx|host)|bad destination (system|host)",
     ),
     (
         Reason::UserUnknown,
-        r"user( is)? unknown|unknown (user|recipient|local.?part|address|mailbox|alias)|no such (user|mailbox|recipient|address|account|person|local user|email)|(user|mailbox|recipient|address|account|e-?mail|alias|addressee)( address)?( name)? (does not|doesn't|did not) exist|(user|mailbox|recipient|address|account|addressee)( address)? (not found|unknown|is unknown|not known|invalid|unavailable)|invalid (recipient|mailbox|address|user|destination)|not a valid (mailbox|user|recipient|address)|bad destination mailbox|(recipient|mailbox|user|address) is not valid|recipient address rejected: access denied|(is not|isn't) a (known|valid) (user|recipient|mailbox)|(does not|doesn't) have an? .{0,40}account|recipient name is not recognized|invalid .{0,20}userid|unknown or illegal alias|undeliverable address|no mailbox (here|by that name)|mailbox unavailable|account (that you tried to reach )?does not exist|does not exist|not listed in|no account|(user|recipient) not (found|local)|unknown in (virtual|local|relay)|address lookup failed|no valid recipients|invalid mailbox|was not found|dosya bulunamadi|mailbox not found|unrouteable address",
+        r"user( is)? unknown|unknown (user|recipient|local.?part|address|mailbox|alias)|no such (user|mailbox|recipient|address|account|person|local user|email)|(user|mailbox|recipient|address|account|e-?mail|alias|addressee)( address)?( name)? (does not|doesn't|did not) exist|(user|mailbox|recipient|address|account|addressee)( address)? (not found|unknown|is unknown|not known|invalid|unavailable)|invalid (recipient|mailbox|address|user|destination)|not a valid (mailbox|user|recipient|address)|bad destination mailbox|(recipient|mailbox|user|address) is not valid|recipient address rejected: access denied|(is not|isn't) a (known|valid) (user|recipient|mailbox)|(does not|doesn't) have an? [^.]*account|recipient name is not recognized|invalid [^.]*userid|unknown or illegal alias|undeliverable address|no mailbox (here|by that name)|mailbox unavailable|account (that you tried to reach )?does not exist|does not exist|not listed in [^.]*directory|no account|(user|recipient) not (found|local)|unknown in (virtual|local|relay)|address lookup failed|no valid recipients|invalid mailbox|was not found|dosya bulunamadi|mailbox not found|unrouteable address",
     ),
     (
         Reason::AuthFailure,
@@ -59,7 +61,7 @@ const PATTERNS: &[(Reason, &str)] = &[
     ),
     (
         Reason::Blocked,
-        r"block ?list|black ?list|blocked|(^|\W)(rbl|dnsbl|spamhaus|spamcop|barracuda)|reputation|reverse dns|ptr record|(client|your) (host|ip)|not allowed to send|access denied|connection refused|refused to talk|banned|listed (at|on|in)|deny(ing)? (connection|access)|poor .{0,10}reputation|rejected.{0,20}(ip|host)",
+        r"block ?list|black ?list|blocked|(^|\W)(rbl|dnsbl|spamhaus|spamcop|barracuda)|reputation|reverse dns|ptr record|(client|your) (host|ip)|not allowed to send|access denied|connection refused|refused to talk|banned|listed (at|on|in)|deny(ing)? (connection|access)|poor [^.]*reputation|rejected[^.]*(ip|host)",
     ),
     (
         Reason::SpamDetected,
@@ -71,7 +73,7 @@ const PATTERNS: &[(Reason, &str)] = &[
     ),
     (
         Reason::Expired,
-        r"retry time(out)? (not reached|exceeded)|too long in (the )?queue|(message |delivery (time |period )?)?expired|gave up|giving up|could not be delivered (within|for)|delivery time|undeliverable for|time limit|no (response|answer) .{0,20}(for|after)|has not been delivered|not (yet )?been delivered|delivery attempts? (will continue|failed for)|timeout|timed out",
+        r"retry time(out)? (not reached|exceeded)|too long in (the )?queue|(message |delivery (time |period )?)?expired|gave up|giving up|could not be delivered (within|for)|delivery time|undeliverable for|time limit|no (response|answer) [^.]*(for|after)|has not been delivered|not (yet )?been delivered|delivery attempts? (will continue|failed for)|timeout|timed out",
     ),
     (
         Reason::TooManyConn,
@@ -92,7 +94,11 @@ const PATTERNS: &[(Reason, &str)] = &[
 ];
 
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSet::new(PATTERNS.iter().map(|(_, p)| format!("(?i){p}")))
+    RegexSetBuilder::new(PATTERNS.iter().map(|(_, p)| format!("(?i-u){p}")))
+        // Room for the lazy DFA of the whole set, so it is built once and not thrown
+        // away and rebuilt on every long diagnostic.
+        .dfa_size_limit(16 << 20)
+        .build()
         .unwrap_or_else(|_| RegexSet::empty())
 });
 
@@ -101,7 +107,7 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
 /// content filters also use).
 static PLAINLY_UNKNOWN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)recipient ?not ?found|mailbox unavailable|not listed in|recipient name is not recognized|invalid final delivery|invalid recipient|address (couldn't|could not) be found|address not found|unknown user:|no mailbox|unknown recipient|recipient address rejected: access denied",
+        r"(?i-u)recipient ?not ?found|mailbox unavailable|not listed in [^.]*directory|recipient name is not recognized|invalid final delivery|invalid recipient|address (couldn't|could not) be found|address not found|unknown user:|no mailbox|unknown recipient|recipient address rejected: access denied",
     )
     .ok()
 });
@@ -111,7 +117,7 @@ pub(crate) fn from_text(text: &str) -> Option<Reason> {
     if text.is_empty() {
         return None;
     }
-    let m = SET.matches(text);
+    let m = SET.matches(text.as_bytes());
     m.iter().next().map(|i| PATTERNS[i].0)
 }
 
@@ -162,7 +168,7 @@ pub(crate) enum Command {
 
 static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(
-        r"(?i)(?:in reply to|after|did not like our|following|smtp command:?|step:|>>>)\s*(?:the\s+)?(rcpt|mail|end of data|final data|data|initial connection|connect|helo|ehlo)\b|\[(rcpt_to|mail_from|data)\]|smtp:(rcpt|mail|data)\b|\b(rcpt to|mail from) response|does not like (recipient)",
+        r"(?i-u)(?:in reply to|after|did not like our|following|smtp command:?|step:|>>>)\s*(?:the\s+)?(rcpt|mail|end of data|final data|data|initial connection|connect|helo|ehlo)\b|\[(rcpt_to|mail_from|data)\]|smtp:(rcpt|mail|data)\b|\b(rcpt to|mail from) response|does not like (recipient)",
     )
     .ok()
 });
@@ -171,18 +177,18 @@ static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// command`, `after end of data`, `>>> DATA`, `[RCPT_TO]`, ...).
 pub(crate) fn find_command(text: &str) -> Option<Command> {
     let re = COMMAND.as_ref()?;
-    let caps = re.captures(text)?;
+    let caps = re.captures(text.as_bytes())?;
     let verb = caps
         .iter()
         .skip(1)
         .flatten()
         .next()?
-        .as_str()
+        .as_bytes()
         .to_ascii_lowercase();
-    Some(match verb.as_str() {
-        "rcpt" | "rcpt_to" | "rcpt to" | "recipient" => Command::Rcpt,
-        "mail" | "mail_from" | "mail from" => Command::Mail,
-        "initial connection" | "connect" | "helo" | "ehlo" => Command::Connect,
+    Some(match verb.as_slice() {
+        b"rcpt" | b"rcpt_to" | b"rcpt to" | b"recipient" => Command::Rcpt,
+        b"mail" | b"mail_from" | b"mail from" => Command::Mail,
+        b"initial connection" | b"connect" | b"helo" | b"ehlo" => Command::Connect,
         _ => Command::Data,
     })
 }
@@ -225,7 +231,7 @@ pub(crate) fn decide(status: &str, diagnostic: &str, command: Option<Command>) -
         (Some(Reason::UserUnknown), _)
             if PLAINLY_UNKNOWN
                 .as_ref()
-                .is_some_and(|re| re.is_match(diagnostic)) =>
+                .is_some_and(|re| re.is_match(diagnostic.as_bytes())) =>
         {
             Reason::UserUnknown
         }

@@ -4,6 +4,8 @@
 //! states in a header (`X-Failed-Recipients`), then prose reports, and last automatic
 //! replies, so a report is always read from its most reliable form.
 
+use std::cell::OnceCell;
+
 use mail_parser::{Message, MimeHeaders};
 
 use super::dsn::{self, DsnRecipient};
@@ -27,6 +29,16 @@ pub(crate) struct Context<'a, 'm> {
     pub report: String,
     /// What followed the report in that text body (a pasted original, if any).
     pub pasted: String,
+    /// The recipients the prose names, read once when first needed.
+    entries: OnceCell<(Vec<Entry>, String)>,
+}
+
+impl Context<'_, '_> {
+    /// The prose report's recipient entries and the text before the first of them.
+    fn entries(&self) -> &(Vec<Entry>, String) {
+        self.entries
+            .get_or_init(|| prose::entries(self.message, &self.report))
+    }
 }
 
 type Recogniser = fn(&Context<'_, '_>) -> Option<Found>;
@@ -48,6 +60,7 @@ pub(crate) fn run(message: &Message<'_>) -> Verdict {
         message,
         report,
         pasted,
+        entries: OnceCell::new(),
     };
     for (_, recogniser) in TABLE {
         if let Some(found) = recogniser(&cx) {
@@ -110,6 +123,10 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
     let mut failed = false;
     let mut delayed = false;
     for r in list {
+        // Files and programs an alias delivered to are not addresses anyone can act on.
+        if !r.address().contains('@') {
+            continue;
+        }
         let mut status = r.status.clone();
         // A generic code (x.0.0) or none: the diagnostic often carries the precise one.
         if (status.is_empty() || status.ends_with(".0.0"))
@@ -186,6 +203,14 @@ fn recognise_rfc3464(cx: &Context<'_, '_>) -> Option<Found> {
     })?;
     let body = String::from_utf8_lossy(part.contents());
     let mut list = dsn::parse(&body);
+    // A recipient that is a file or a program (an alias's target) is reported under the
+    // address that expanded to it, when the reporter names that address in
+    // X-Failed-Recipients.
+    let failed = x_failed_recipients(cx.message);
+    if list.len() == 1 && failed.len() == 1 && !list[0].address().contains('@') {
+        list[0].final_recipient = failed[0].clone();
+    }
+    list.retain(|r| r.address().contains('@'));
     if list.is_empty() {
         return None;
     }
@@ -227,7 +252,7 @@ fn fill_diagnostics(list: &mut [DsnRecipient], cx: &Context<'_, '_>) {
     if cx.report.is_empty() {
         return;
     }
-    let (entries, _) = prose::entries(cx.message, &cx.report);
+    let (entries, _) = cx.entries();
     let single = list.len() == 1;
     for r in list.iter_mut() {
         let address = r.address().to_string();
@@ -256,19 +281,20 @@ fn collapse(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
-/// lists the failed recipients itself; the prose says why.
-fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
-    let m = cx.message;
+/// The addresses of every `X-Failed-Recipients` header, in order, without repeats.
+fn x_failed_recipients(m: &Message<'_>) -> Vec<String> {
     let mut listed: Vec<String> = Vec::new();
     for h in m
         .headers()
         .iter()
         .filter(|h| h.name.as_str().eq_ignore_ascii_case("X-Failed-Recipients"))
     {
-        let raw = m
+        let Some(raw) = m
             .raw_message()
-            .get(h.offset_start as usize..h.offset_end as usize)?;
+            .get(h.offset_start as usize..h.offset_end as usize)
+        else {
+            continue;
+        };
         let raw = String::from_utf8_lossy(raw);
         for a in raw.split(',') {
             let a = clean_address(a);
@@ -277,10 +303,18 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
             }
         }
     }
+    listed
+}
+
+/// `X-Failed-Recipients` (Exim, Gmail, Google Groups, Mail.ru, ...): the reporting system
+/// lists the failed recipients itself; the prose says why.
+fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
+    let m = cx.message;
+    let listed = x_failed_recipients(m);
     if listed.is_empty() {
         return None;
     }
-    let (entries, preamble) = prose::entries(m, &cx.report);
+    let (entries, preamble) = cx.entries();
     let delay = prose::is_delay_notice(m, &cx.report);
     let single = listed.len() == 1;
     let list = listed
@@ -294,7 +328,7 @@ fn recognise_x_failed_recipients(cx: &Context<'_, '_>) -> Option<Found> {
                 .or_else(|| {
                     single.then(|| {
                         let mut d = preamble.clone();
-                        for e in &entries {
+                        for e in entries {
                             d.push(' ');
                             d.push_str(&e.diagnostic);
                         }
@@ -340,7 +374,8 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
-    let (mut entries, preamble) = prose::entries(cx.message, &cx.report);
+    let (entries, preamble) = cx.entries();
+    let mut entries: Vec<Entry> = entries.clone();
     if entries.is_empty() {
         // A report that says why but not for whom: the returned original says whom.
         if !prose::has_signal(&cx.report) {

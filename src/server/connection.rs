@@ -498,17 +498,15 @@ impl Connection {
 
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {
         let deadline = self.deadline(self.limits().data_timeout_secs);
-        let mut receiver = DataReceiver::new();
-        // The receiver recognises "." only after a CRLF it has seen; DATA starts a line.
-        let mut scratch = Vec::new();
-        receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+        let mut receiver = receiver_after_crlf();
         let mut body = Body {
             bytes: Vec::with_capacity(8192.min(limit)),
             size: 0,
             oversize: false,
             smuggling: false,
         };
-        let mut tail = [0u8; 4];
+        // The last bytes read, starting with the CRLF that ended the DATA command.
+        let mut tail = *b"\0\0\r\n";
         loop {
             let available = self.rbuf.len();
             let (done, consumed) = {
@@ -516,15 +514,22 @@ impl Connection {
                 let done = receiver.ingest(&mut iter, &mut body.bytes);
                 (done, available - iter.as_slice().len())
             };
-            if !body.smuggling {
-                body.smuggling = scan_smuggling(&mut tail, &self.rbuf[..consumed]);
-            }
+            body.smuggling |= scan_smuggling(&mut tail, &self.rbuf[..consumed]);
             self.rbuf.advance(consumed);
             if body.bytes.len() > limit {
                 // Over the limit: count, and drop what was read, so memory stays bounded.
                 body.oversize = true;
                 body.size += body.bytes.len();
                 body.bytes.clear();
+            }
+            if done && &tail != b"\n.\r\n" {
+                // The receiver also stops at <CRLF>.<CR><CR>...<LF>, which is not the end
+                // (only <CRLF>.<CRLF> is): a sender's MTA would pass on what follows as part
+                // of this message, so it must not be read as commands. Refuse the message
+                // and read on to the real end.
+                body.smuggling = true;
+                receiver = receiver_after_crlf();
+                continue;
             }
             if done {
                 body.size += body.bytes.len();
@@ -542,74 +547,85 @@ fn shutting_down() -> Reply {
     Reply::new(421, "4.3.2", "server shutting down, try again later")
 }
 
+/// The metrics class of each command verb.
+const COMMAND_CLASSES: &[(&str, CommandClass)] = &[
+    ("EHLO", CommandClass::Helo),
+    ("HELO", CommandClass::Helo),
+    ("MAIL", CommandClass::Mail),
+    ("RCPT", CommandClass::Rcpt),
+    ("DATA", CommandClass::Data),
+    ("RSET", CommandClass::Rset),
+    ("NOOP", CommandClass::Noop),
+    ("VRFY", CommandClass::Vrfy),
+    ("EXPN", CommandClass::Vrfy),
+    ("HELP", CommandClass::Help),
+    ("STARTTLS", CommandClass::Starttls),
+    ("XCLIENT", CommandClass::Xclient),
+    ("QUIT", CommandClass::Quit),
+];
+
+/// A DATA receiver that has seen a CRLF: it recognises "." only after a CRLF it has seen,
+/// and the message starts a line.
+fn receiver_after_crlf() -> DataReceiver {
+    let mut receiver = DataReceiver::new();
+    let mut scratch = Vec::new();
+    receiver.ingest(&mut b"\r\n".iter(), &mut scratch);
+    receiver
+}
+
 /// The metrics class of a command line, from its verb.
 fn command_class(line: &[u8]) -> CommandClass {
     let end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
     let verb = &line[..end];
-    let is = |v: &str| verb.eq_ignore_ascii_case(v.as_bytes());
-    if is("EHLO") || is("HELO") {
-        CommandClass::Helo
-    } else if is("MAIL") {
-        CommandClass::Mail
-    } else if is("RCPT") {
-        CommandClass::Rcpt
-    } else if is("DATA") {
-        CommandClass::Data
-    } else if is("RSET") {
-        CommandClass::Rset
-    } else if is("NOOP") {
-        CommandClass::Noop
-    } else if is("VRFY") || is("EXPN") {
-        CommandClass::Vrfy
-    } else if is("HELP") {
-        CommandClass::Help
-    } else if is("STARTTLS") {
-        CommandClass::Starttls
-    } else if is("XCLIENT") {
-        CommandClass::Xclient
-    } else if is("QUIT") {
-        CommandClass::Quit
-    } else {
-        CommandClass::Unknown
-    }
+    COMMAND_CLASSES
+        .iter()
+        .find(|(name, _)| verb.eq_ignore_ascii_case(name.as_bytes()))
+        .map_or(CommandClass::Unknown, |(_, class)| *class)
 }
 
-/// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>` and `<CR><LF>.<LF>` style sequences —
-/// a lone dot next to a bare line ending — across chunk boundaries (`tail` carries the last
-/// bytes of the previous chunk).
+/// Looks for `<LF>.<LF>`, `<CR>.<CR>`, `<LF>.<CR><LF>`, `<CR><LF>.<LF>` and
+/// `<CR><LF>.<CR>` not followed by `<LF>` — a lone dot next to a bare line ending — across
+/// chunk boundaries (`tail` carries the last four bytes of the previous chunks).
+///
+/// A dot is judged when the byte after it arrives ([`bare_eol_dot`]) and, for the one
+/// case that needs it, when the second byte after it does ([`unended_dot_line`]).
 fn scan_smuggling(tail: &mut [u8; 4], chunk: &[u8]) -> bool {
     let mut found = false;
-    // Dots whose neighbours reach into the previous chunk: the last byte of `tail` and the
-    // first two of this chunk, checked byte by byte with a rolling window.
-    let mut window = *tail;
-    for &b in &chunk[..chunk.len().min(3)] {
-        found |= window[3] == b'.' && lone_dot(window[1], window[2], b);
-        window.copy_within(1.., 0);
-        window[3] = b;
+    // Dots whose neighbours reach into the previous chunk, byte by byte.
+    let mut w = *tail;
+    for &b in &chunk[..chunk.len().min(4)] {
+        found |= w[3] == b'.' && bare_eol_dot(w[1], w[2], b);
+        found |= w[2] == b'.' && unended_dot_line(w[0], w[1], w[3], b);
+        w.copy_within(1.., 0);
+        w[3] = b;
     }
     // Every other dot has its neighbours inside the chunk; dots are rare in mail, so
     // jumping from one to the next costs far less than looking at every byte.
     for p in memchr::memchr_iter(b'.', chunk) {
-        if p >= 2 && p + 1 < chunk.len() {
-            found |= lone_dot(chunk[p - 2], chunk[p - 1], chunk[p + 1]);
+        if p >= 3 && p + 1 < chunk.len() {
+            found |= bare_eol_dot(chunk[p - 2], chunk[p - 1], chunk[p + 1]);
+        }
+        if p >= 2 && p + 2 < chunk.len() {
+            found |= unended_dot_line(chunk[p - 2], chunk[p - 1], chunk[p + 1], chunk[p + 2]);
         }
     }
     if chunk.len() >= 4 {
         tail.copy_from_slice(&chunk[chunk.len() - 4..]);
     } else {
-        for &b in chunk {
-            tail.copy_within(1.., 0);
-            tail[3] = b;
-        }
+        *tail = w;
     }
     found
 }
 
-/// A dot preceded by `before`, `a` and followed by `c` is a smuggling attempt when `a` and
-/// `c` are line-ending bytes, unless the sequence is the proper `<CR><LF>.<CR>`.
-fn lone_dot(before: u8, a: u8, c: u8) -> bool {
+/// A dot with a line-ending byte on both sides, other than `<CR><LF>.<CR>`.
+fn bare_eol_dot(before2: u8, before1: u8, after1: u8) -> bool {
     let eol = |x: u8| x == b'\n' || x == b'\r';
-    eol(a) && eol(c) && !(before == b'\r' && a == b'\n' && c == b'\r')
+    eol(before1) && eol(after1) && !(before2 == b'\r' && before1 == b'\n' && after1 == b'\r')
+}
+
+/// `<CR><LF>.<CR>` followed by anything but `<LF>`.
+fn unended_dot_line(before2: u8, before1: u8, after1: u8, after2: u8) -> bool {
+    before2 == b'\r' && before1 == b'\n' && after1 == b'\r' && after2 != b'\n'
 }
 
 #[cfg(test)]
@@ -632,6 +648,16 @@ mod tests {
         let mut tail = [0u8; 4];
         assert!(!scan_smuggling(&mut tail, b"abc\n"));
         assert!(scan_smuggling(&mut tail, b".\n"));
+        // A dot line ended by more than one CR, or by CR and something else.
+        assert!(smuggles(b"a\r\n.\r\r\nb"));
+        assert!(smuggles(b"a\r\n.\r b\r\n"));
+        let mut tail = [0u8; 4];
+        assert!(!scan_smuggling(&mut tail, b"a\r\n.\r"));
+        assert!(scan_smuggling(&mut tail, b"\r\n"));
+        // Right after DATA, whose CRLF starts the tail.
+        let after_data = || *b"\0\0\r\n";
+        assert!(scan_smuggling(&mut after_data(), b".\nx"));
+        assert!(!scan_smuggling(&mut after_data(), b".\r\n"));
     }
 
     /// The byte-at-a-time scan this one replaced, as the reference.
@@ -646,6 +672,7 @@ mod tests {
                 let proper = a == b'\n' && window[1] == b'\r' && c == b'\r';
                 found |= !proper;
             }
+            found |= &window[..4] == b"\r\n.\r" && b != b'\n';
             tail.copy_within(1.., 0);
             tail[3] = b;
         }

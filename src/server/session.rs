@@ -9,7 +9,7 @@ use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Req
 
 use crate::address::{Kind, Recipient, Refusal, Route, Router};
 use crate::metrics::{AbortReason, RcptReason};
-use crate::reply::Reply;
+use crate::reply::{Reply, printable};
 
 /// Command lines longer than this (CRLF included) get `500 5.5.2` (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -151,7 +151,12 @@ impl Session {
                 self.error(cfg, Reply::new(500, "5.5.1", "LHLO is for LMTP; use EHLO"))
             }
             Request::Mail { from } => self.mail(cfg, from),
-            Request::Rcpt { to } => self.rcpt(cfg, router, guard, to.address.as_ref()),
+            Request::Rcpt { to } => {
+                // The parser hands over a quoted local part unquoted; our addresses never
+                // have one, and a quoted one is not the un/bn pattern (SPEC §2).
+                let quoted = line.contains(&b'"');
+                self.rcpt(cfg, router, guard, to.address.as_ref(), quoted)
+            }
             Request::Data => self.data(cfg),
             Request::Rset => {
                 self.transaction = None;
@@ -255,7 +260,7 @@ impl Session {
             ProtoError::UnsupportedParameter { param } => Reply::new(
                 555,
                 "5.5.4",
-                format!("unsupported parameter {}", sanitize(&param)),
+                format!("unsupported parameter {}", printable(&param)),
             ),
             ProtoError::ResponseTooLong => Reply::new(500, "5.5.2", "line too long"),
             ProtoError::NeedsMoreData { .. } | ProtoError::InvalidResponse { .. } => {
@@ -278,7 +283,7 @@ impl Session {
             return Action::Reply(Reply::new(250, "", cfg.hostname.clone()));
         }
         let mut lines = vec![
-            format!("{} greets {}", cfg.hostname, sanitize(host)),
+            format!("{} greets {}", cfg.hostname, printable(host)),
             "PIPELINING".to_string(),
             format!("SIZE {}", cfg.size_limit),
             "8BITMIME".to_string(),
@@ -353,11 +358,16 @@ impl Session {
         router: &Router,
         guard: Option<&dyn RcptGuard>,
         address: &str,
+        quoted: bool,
     ) -> Action {
         let Some(tx) = &self.transaction else {
             return self.error(cfg, Reply::new(503, "5.5.1", "send MAIL FROM first"));
         };
         let route = match router.route(address) {
+            Ok(Route::Notify(_)) if quoted => {
+                self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
+                return self.error(cfg, Refusal::Unknown.reply(address));
+            }
             Ok(route) => route,
             Err(refusal) => {
                 self.rcpt_refusal = Some(match refusal {
@@ -544,6 +554,24 @@ mod tests {
             s.handle(b"BOGUS", &cfg, &r, None),
             Action::Close(_)
         ));
+    }
+
+    #[test]
+    fn quoted_local_parts_are_not_the_pattern() {
+        let (mut s, cfg, r) = setup();
+        s.handle(b"EHLO c.example", &cfg, &r, None);
+        s.handle(b"MAIL FROM:<>", &cfg, &r, None);
+        for rcpt in [
+            &b"RCPT TO:<\"bn-1-a\"@notify.example>"[..],
+            b"RCPT TO:<\"bn-1\"-a@notify.example>",
+            b"RCPT TO:<bn-\"1-a\"@notify.example>",
+        ] {
+            assert_eq!(code(&s.handle(rcpt, &cfg, &r, None)), (550, "5.1.1"));
+        }
+        assert_eq!(
+            code(&s.handle(b"RCPT TO:<bn-1-a@notify.example>", &cfg, &r, None)),
+            (250, "2.1.5")
+        );
     }
 
     #[test]
