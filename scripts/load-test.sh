@@ -17,7 +17,8 @@
 # mode: effects are counted, not kept, so a subscription can be sent to again and again and
 # every message takes the path of a first message (un: 1 API call, bn: 3). The calls are
 # checked against the messages sent, and the CPU time of the server, the fake API and the
-# clients is printed so the bottleneck is visible. The server logs one line per transaction
+# clients is printed so the bottleneck is visible, with the HTTP connections the API client
+# opened during the run (its keep-alive pool). The server logs one line per transaction
 # at info, to a file.
 #
 # Only smtp-source and smtp-sink are used from Debian's postfix package; the Postfix mail
@@ -25,7 +26,8 @@
 #
 # Environment: MESSAGES (per run, default 20000), SESSIONS (50), REPEAT (3; the median is
 # summarised), CONNECTIONS (2000, one-connection-per-message runs), BASE_PORT (25250),
-# LOG_LEVEL (info), KEEP=1 keeps the work directory.
+# LOG_LEVEL (info), TABLES ("many one": which of tables 1 and 2 to run), SERVER_BIN (another
+# notify-inbound binary to measure, e.g. an earlier build), KEEP=1 keeps the work directory.
 set -euo pipefail
 
 MESSAGES=${MESSAGES:-20000}
@@ -34,6 +36,7 @@ REPEAT=${REPEAT:-3}
 CONNECTIONS=${CONNECTIONS:-2000}
 BASE_PORT=${BASE_PORT:-25250}
 LOG_LEVEL=${LOG_LEVEL:-info}
+TABLES=${TABLES:-many one}
 SMTP_PORT=$BASE_PORT
 SINK_PORT=$((BASE_PORT + 1))
 API_PORT=$((BASE_PORT + 2))
@@ -67,7 +70,7 @@ SINK=$(find_tool smtp-sink)
 
 echo "== building the release binary and the load helpers"
 (cd "$ROOT" && cargo build --release --quiet --bin notify-inbound --example fake_notifybc --example connect_latency)
-BIN=$ROOT/target/release/notify-inbound
+BIN=${SERVER_BIN:-$ROOT/target/release/notify-inbound}
 API_BIN=$ROOT/target/release/examples/fake_notifybc
 LATENCY_BIN=$ROOT/target/release/examples/connect_latency
 
@@ -132,6 +135,7 @@ wait_port "$SINK_PORT"
 echo "== machine"
 echo "cpus: $(nproc) ($(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1)); $(uname -sr)"
 echo "load average before the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "server: $BIN"
 echo "client: $SOURCE; messages per run: $MESSAGES; sessions: $SESSIONS; runs: $REPEAT"
 
 # clients MODE PORT KIND COUNT SESSIONS [smtp-source options]: runs the client(s) and sets
@@ -178,7 +182,7 @@ declare -A RATE
 table() {
     local mode=$1
     printf '\n== %s\n' "$2"
-    printf '%-4s %-14s %9s %8s %10s %10s %10s %10s\n' kind server msg/s secs "srv cpu s" "api cpu s" "cli cpu s" "calls/msg"
+    printf '%-4s %-14s %9s %8s %10s %10s %10s %10s %10s\n' kind server msg/s secs "srv cpu s" "api cpu s" "cli cpu s" "calls/msg" "api conns"
     for kind in un bn; do
         clients "$mode" "$SINK_PORT" "$kind" $((SESSIONS * 10)) "$SESSIONS" -d
         clients "$mode" "$SMTP_PORT" "$kind" $((SESSIONS * 10)) "$SESSIONS" -d
@@ -189,7 +193,7 @@ table() {
             local rate
             rate=$(per_sec "$MESSAGES" "$REAL")
             echo "$rate" >>"$WORK/rates.sink"
-            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s\n' "$kind" smtp-sink "$rate" "$REAL" - - "$CLIENT_CPU" -
+            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s %10s\n' "$kind" smtp-sink "$rate" "$REAL" - - "$CLIENT_CPU" - -
 
             local before after s0 s1 a0 a1
             before=$(stats)
@@ -215,16 +219,22 @@ table() {
             fi
             rate=$(per_sec "$MESSAGES" "$REAL")
             echo "$rate" >>"$WORK/rates.server"
-            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s\n' "$kind" notify-inbound "$rate" "$REAL" \
-                "$(secs $((s1 - s0)))" "$(secs $((a1 - a0)))" "$CLIENT_CPU" "$(ratio "$calls" "$MESSAGES")"
+            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s %10s\n' "$kind" notify-inbound "$rate" "$REAL" \
+                "$(secs $((s1 - s0)))" "$(secs $((a1 - a0)))" "$CLIENT_CPU" "$(ratio "$calls" "$MESSAGES")" \
+                "$(($(stat_field "$after" connections) - $(stat_field "$before" connections)))"
         done
         RATE[$mode.$kind.sink]=$(median <"$WORK/rates.sink")
         RATE[$mode.$kind.server]=$(median <"$WORK/rates.server")
     done
 }
 
-table many "$SESSIONS concurrent persistent connections, one smtp-source -d -s 1 per connection, each to its own subscription"
-table one "$SESSIONS concurrent persistent connections from one smtp-source -d -s $SESSIONS, all to one subscription"
+for mode in $TABLES; do
+    case $mode in
+        many) table many "$SESSIONS concurrent persistent connections, one smtp-source -d -s 1 per connection, each to its own subscription" ;;
+        one) table one "$SESSIONS concurrent persistent connections from one smtp-source -d -s $SESSIONS, all to one subscription" ;;
+        *) echo "TABLES: many and/or one, not $mode" >&2; exit 2 ;;
+    esac
+done
 
 printf '\n== one connection per message (smtp-source without -d, un, %s messages)\n' "$CONNECTIONS"
 printf '%-14s %10s %10s\n' server "1 session" "$SESSIONS sess."
@@ -243,7 +253,7 @@ echo "smtp-sink:      $("$LATENCY_BIN" "127.0.0.1:$SINK_PORT" "$CONNECTIONS")"
 echo "notify-inbound: $("$LATENCY_BIN" "127.0.0.1:$SMTP_PORT" "$CONNECTIONS")"
 
 printf '\n== summary (median of %s runs, %s concurrent connections, %s messages per run)\n' "$REPEAT" "$SESSIONS" "$MESSAGES"
-for mode in many one; do
+for mode in $TABLES; do
     for kind in un bn; do
         target=0.7
         [ "$kind" = bn ] && target=0.5

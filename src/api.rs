@@ -256,6 +256,9 @@ struct Call {
 pub struct ApiClient {
     http: reqwest::Client,
     base: String,
+    /// `base` parsed once: each call's URL is this with its path and query set, so the
+    /// scheme, host and port are not parsed again for every call.
+    base_url: reqwest::Url,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout_ms: u64,
@@ -329,9 +332,16 @@ impl ApiClient {
         let http = builder
             .build()
             .map_err(|e| ApiError::Client(error_chain(&e.without_url())))?;
+        let base = settings.api_base();
+        let base_url = reqwest::Url::parse(&base).map_err(|e| {
+            ApiError::Client(format!(
+                "internal_http_host + rest_api_root = {base:?} is not a URL ({e})"
+            ))
+        })?;
         Ok(ApiClient {
             http,
-            base: settings.api_base(),
+            base,
+            base_url,
             permits: Arc::new(Semaphore::new(api.max_in_flight)),
             max_in_flight: api.max_in_flight,
             timeout_ms: api.timeout_ms,
@@ -551,10 +561,7 @@ impl ApiClient {
                 });
             }
         };
-        let url = match query {
-            Some(q) => format!("{}{}?{}", self.base, path, q),
-            None => format!("{}{}", self.base, path),
-        };
+        let url = self.url(path, query);
         let mut request = extra(self.http.request(method.clone(), url));
         if let Some(body) = json_body {
             request = request
@@ -572,6 +579,16 @@ impl ApiClient {
             response,
             _permit: permit,
         })
+    }
+
+    /// `{base}{path}?{query}` (`path` and `query` already encoded): the same URL as parsing
+    /// that string, since the path and the query go through the same parser steps.
+    fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        let root = self.base_url.path().trim_end_matches('/');
+        url.set_path(&format!("{root}{path}"));
+        url.set_query(query);
+        url
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(
@@ -689,6 +706,49 @@ mod tests {
         assert_eq!(path_segment("a/../b").unwrap(), "a%2F..%2Fb");
         for bad in ["", ".", "..", "..."] {
             assert!(matches!(path_segment(bad), Err(ApiError::InvalidId { .. })));
+        }
+    }
+
+    #[test]
+    fn call_urls_are_the_urls_the_strings_parse_to() {
+        for (host, root) in [
+            ("http://localhost:3000", "/api"),
+            ("http://127.0.0.1:3000/", "api/"),
+            ("https://notify.example", ""),
+            ("http://[::1]:8080", "/rest/v1"),
+        ] {
+            let s = Settings::from_toml_str(&format!(
+                "internal_http_host = '{host}'\nrest_api_root = '{root}'\n"
+            ))
+            .unwrap();
+            let client = ApiClient::new(&s).unwrap();
+            let id = path_segment("5f3e_a.b~c").unwrap();
+            let filter = query_component(r#"{"where":{"id":"a b/c?d#e%f&g=h+i","x":"é"}}"#);
+            for (path, query) in [
+                (
+                    format!("/subscriptions/{id}/unsubscribe"),
+                    Some(format!(
+                        "unsubscriptionCode=1%202&userChannelId={}",
+                        query_component("bar@foo.com")
+                    )),
+                ),
+                (
+                    "/subscriptions".to_string(),
+                    Some(format!("filter={filter}")),
+                ),
+                (
+                    format!("/bounces/{}", path_segment("a/../b").unwrap()),
+                    None,
+                ),
+            ] {
+                let text = match &query {
+                    Some(q) => format!("{}{path}?{q}", client.base()),
+                    None => format!("{}{path}", client.base()),
+                };
+                let built = client.url(&path, query.as_deref());
+                assert_eq!(built, reqwest::Url::parse(&text).unwrap(), "{text}");
+                assert_eq!(built.as_str(), reqwest::Url::parse(&text).unwrap().as_str());
+            }
         }
     }
 

@@ -39,24 +39,41 @@ impl Reply {
 
     /// The reply as it goes on the wire, every line ending in CRLF.
     pub fn to_wire(&self) -> String {
-        let mut out = String::new();
-        let lines: Vec<&str> = self
-            .text
-            .split('\n')
-            .map(|l| l.trim_end_matches('\r'))
-            .collect();
-        for (i, line) in lines.iter().enumerate() {
-            let sep = if i + 1 == lines.len() { ' ' } else { '-' };
-            if self.enhanced.is_empty() {
-                out.push_str(&format!("{}{}{}\r\n", self.code, sep, line));
-            } else {
-                out.push_str(&format!(
-                    "{}{}{} {}\r\n",
-                    self.code, sep, self.enhanced, line
-                ));
-            }
+        let mut out = Vec::new();
+        self.write_wire(&mut out);
+        // Only whole `str`s and ASCII were written, so this is always valid UTF-8.
+        String::from_utf8(out)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// Appends the reply as it goes on the wire to `out`. Written piece by piece rather
+    /// than with `format!`: every reply of every session passes through here.
+    pub fn write_wire(&self, out: &mut Vec<u8>) {
+        if (100..1000).contains(&self.code) {
+            let c = self.code;
+            let digits = [
+                b'0' + (c / 100) as u8,
+                b'0' + (c / 10 % 10) as u8,
+                b'0' + (c % 10) as u8,
+            ];
+            self.write_lines(&digits, out);
+        } else {
+            self.write_lines(self.code.to_string().as_bytes(), out);
         }
-        out
+    }
+
+    fn write_lines(&self, code: &[u8], out: &mut Vec<u8>) {
+        let mut lines = self.text.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            out.extend_from_slice(code);
+            out.push(if lines.peek().is_some() { b'-' } else { b' ' });
+            if !self.enhanced.is_empty() {
+                out.extend_from_slice(self.enhanced.as_bytes());
+                out.push(b' ');
+            }
+            out.extend_from_slice(line.trim_end_matches('\r').as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
     }
 }
 
@@ -105,5 +122,14 @@ mod tests {
         );
         let r = Reply::new(550, "5.1.1", "no such user");
         assert_eq!(r.to_wire(), "550 5.1.1 no such user\r\n");
+        let r = Reply::new(451, "4.3.0", "first\r\nsecond\n");
+        assert_eq!(
+            r.to_wire(),
+            "451-4.3.0 first\r\n451-4.3.0 second\r\n451 4.3.0 \r\n"
+        );
+        let mut out = b"354 go\r\n".to_vec();
+        Reply::new(221, "2.0.0", "bye").write_wire(&mut out);
+        assert_eq!(out, b"354 go\r\n221 2.0.0 bye\r\n");
+        assert_eq!(Reply::new(42, "", "odd").to_wire(), "42 odd\r\n");
     }
 }

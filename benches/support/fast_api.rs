@@ -15,7 +15,9 @@
 //! - `POST /api/bounces` creates a record (state `active`) and answers it with its id;
 //!   `PATCH /api/bounces/{id}` sets `hardBounceCount`, `bounceMessages`, `state`; 204.
 //!
-//! Every call is counted by endpoint ([`Calls`]). In *forgetful* mode (for a load client
+//! Every call is counted by endpoint ([`Calls`]), and every HTTP connection: how many were
+//! opened and the most open at once, which shows the client's keep-alive pool and its
+//! bound on calls in flight. In *forgetful* mode (for a load client
 //! that sends every message to one recipient) effects are counted but not kept: an
 //! unsubscribe leaves the subscription confirmed and bounce records are never found, so
 //! every message takes the path of a first message. `GET /_stats` answers the counters as
@@ -24,8 +26,10 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -66,6 +70,14 @@ pub struct Calls {
     pub patch_bounce: AtomicU64,
     /// Calls the fake refused (403, 404) or could not read (400).
     pub refused: AtomicU64,
+    /// HTTP connections accepted.
+    pub connections: AtomicU64,
+    /// HTTP connections open now, and the most open at once.
+    pub open: AtomicU64,
+    pub max_open: AtomicU64,
+    /// Calls being answered now, and the most at once.
+    pub in_flight: AtomicU64,
+    pub max_in_flight: AtomicU64,
 }
 
 /// A snapshot of [`Calls`].
@@ -78,6 +90,9 @@ pub struct CallCounts {
     pub create_bounce: u64,
     pub patch_bounce: u64,
     pub refused: u64,
+    pub connections: u64,
+    pub max_open: u64,
+    pub max_in_flight: u64,
 }
 
 impl CallCounts {
@@ -100,6 +115,9 @@ impl CallCounts {
             create_bounce: self.create_bounce - earlier.create_bounce,
             patch_bounce: self.patch_bounce - earlier.patch_bounce,
             refused: self.refused - earlier.refused,
+            connections: self.connections - earlier.connections,
+            max_open: self.max_open,
+            max_in_flight: self.max_in_flight,
         }
     }
 
@@ -112,6 +130,9 @@ impl CallCounts {
             "create_bounce": self.create_bounce,
             "patch_bounce": self.patch_bounce,
             "refused": self.refused,
+            "connections": self.connections,
+            "max_open": self.max_open,
+            "max_in_flight": self.max_in_flight,
             "total": self.total(),
         })
     }
@@ -132,6 +153,8 @@ pub struct ApiState {
     records: Mutex<Records>,
     pub calls: Calls,
     forgetful: bool,
+    /// How long each call takes to be answered, in microseconds (0: at once).
+    delay_us: AtomicU64,
 }
 
 impl ApiState {
@@ -183,7 +206,46 @@ impl ApiState {
             create_bounce: get(&c.create_bounce),
             patch_bounce: get(&c.patch_bounce),
             refused: get(&c.refused),
+            connections: get(&c.connections),
+            max_open: get(&c.max_open),
+            max_in_flight: get(&c.max_in_flight),
         }
+    }
+
+    /// Starts new high-water marks of open connections and calls in flight.
+    pub fn reset_max(&self) {
+        let c = &self.calls;
+        c.max_open
+            .store(c.open.load(Ordering::Relaxed), Ordering::Relaxed);
+        c.max_in_flight
+            .store(c.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
+
+    /// Every call is answered only after `delay` (a slow service).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.delay_us
+            .store(delay.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts a call in flight until the guard drops, after the configured delay.
+    async fn begin(self: &Arc<Self>) -> InFlight {
+        let c = &self.calls;
+        let now = c.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+        c.max_in_flight.fetch_max(now, Ordering::Relaxed);
+        let guard = InFlight(self.clone());
+        let delay = self.delay_us.load(Ordering::Relaxed);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+        }
+        guard
+    }
+}
+
+struct InFlight(Arc<ApiState>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.calls.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -197,9 +259,13 @@ pub struct FastApi {
 impl FastApi {
     /// Serves on `addr` (port 0 for a free one) until dropped.
     pub async fn start(addr: SocketAddr, forgetful: bool) -> std::io::Result<FastApi> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
+        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        let addr = tcp.local_addr()?;
         let state = ApiState::new(forgetful);
+        let listener = CountingListener {
+            tcp,
+            state: state.clone(),
+        };
         let app = router(state.clone());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -216,6 +282,93 @@ impl FastApi {
 impl Drop for FastApi {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Counts the connections it accepts and those open at once.
+struct CountingListener {
+    tcp: tokio::net::TcpListener,
+    state: Arc<ApiState>,
+}
+
+impl axum::serve::Listener for CountingListener {
+    type Io = CountedStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, peer)) = self.tcp.accept().await else {
+                // Out of descriptors and the like: let the other side finish something.
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let c = &self.state.calls;
+            count(&c.connections);
+            let open = c.open.fetch_add(1, Ordering::Relaxed) + 1;
+            c.max_open.fetch_max(open, Ordering::Relaxed);
+            let stream = CountedStream {
+                tcp,
+                state: self.state.clone(),
+            };
+            return (stream, peer);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// A connection that counts itself out of the open ones when dropped.
+pub struct CountedStream {
+    tcp: tokio::net::TcpStream,
+    state: Arc<ApiState>,
+}
+
+impl Drop for CountedStream {
+    fn drop(&mut self) {
+        self.state.calls.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl tokio::io::AsyncRead for CountedStream {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for CountedStream {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.tcp.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.tcp).poll_shutdown(cx)
     }
 }
 
@@ -298,6 +451,7 @@ async fn find_subscriptions(
     State(state): State<Arc<ApiState>>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let _call = state.begin().await;
     count(&state.calls.find_subscriptions);
     let Some(filter) = where_of(query.as_deref()) else {
         return refuse(&state, StatusCode::BAD_REQUEST);
@@ -329,6 +483,7 @@ async fn unsubscribe(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
+    let _call = state.begin().await;
     let p = params(query.as_deref());
     let all = p.get("additionalServices").map(String::as_str) == Some("_all");
     count(if all {
@@ -372,6 +527,7 @@ fn bounce_json(b: &BounceRecord) -> Value {
 }
 
 async fn find_bounces(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Response {
+    let _call = state.begin().await;
     count(&state.calls.find_bounces);
     let Some(filter) = where_of(query.as_deref()) else {
         return refuse(&state, StatusCode::BAD_REQUEST);
@@ -415,6 +571,7 @@ fn kept_messages(v: Option<&Value>) -> Vec<Value> {
 }
 
 async fn create_bounce(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
+    let _call = state.begin().await;
     count(&state.calls.create_bounce);
     let Ok(Value::Object(b)) = serde_json::from_slice::<Value>(&body) else {
         return refuse(&state, StatusCode::BAD_REQUEST);
@@ -455,6 +612,7 @@ async fn patch_bounce(
     Path(id): Path<String>,
     body: Bytes,
 ) -> Response {
+    let _call = state.begin().await;
     count(&state.calls.patch_bounce);
     let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
         return refuse(&state, StatusCode::BAD_REQUEST);

@@ -3,7 +3,10 @@
 only in the number of messages sent: (cost(N2) - cost(N1)) / (N2 - N1), by function,
 inclusive or exclusive. Start-up and one-time work cancel out.
 
-usage: cg_diff.py OUT1 N1 OUT2 N2 [--exclusive] [--top 40]
+usage: cg_diff.py OUT1 N1 OUT2 N2 [--exclusive] [--top 40] [--check]
+
+--check also prints the per-message cost of work that must happen once, at start:
+compiling regexes and reading the configuration (expected: 0).
 """
 import re
 import subprocess
@@ -51,6 +54,22 @@ def main():
     rows.sort(reverse=True)
     for d, name in rows[:top]:
         print(f"{d:12,.0f} {100 * d / per:5.1f}%  {name[:150]}")
+    if "--check" in args:
+        once = {
+            "regex compilation": re.compile(
+                r"regex::(regex|regexset)::\w+::\w+::new|RegexBuilder::build|RegexSetBuilder::build"
+                r"|regex_automata::meta::regex::Builder::build|regex_syntax::parser"),
+            "configuration": re.compile(r"figment::|toml::|toml_edit::|config::Settings::"),
+        }
+        ti1, ci1 = costs(p1, True)
+        ti2, ci2 = costs(p2, True)
+        for what, pattern in once.items():
+            names = [n for n in set(ci1) | set(ci2) if pattern.search(n)]
+            d = max([ci2.get(n, 0) - ci1.get(n, 0) for n in names] or [0])
+            at_start = max([ci1.get(n, 0) for n in names] or [0])
+            print(f"{what}: {at_start:,} instructions with {n1} messages, "
+                  f"{at_start + d:,} with {n2} ({d / (n2 - n1):,.1f} per message; "
+                  f"{len(names)} functions)")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@
 # counts do not depend on what else the machine is doing.
 #
 # usage: scripts/load/profile.sh un|bn [N1 [N2]]     (defaults 100 600)
+# It also prints the per-message cost of compiling regexes and reading the configuration
+# (both must happen once, at start: expected 0).
 # Environment: TOP (functions listed, 40), EXCLUSIVE=1 for self cost instead of inclusive,
 # KEEP=1 to keep the callgrind files, BIN (the server binary, default target/release).
 set -euo pipefail
@@ -71,7 +73,7 @@ run() {
 }
 run "$N1" "$WORK/cg.$N1.out"
 run "$N2" "$WORK/cg.$N2.out"
-ARGS=(--top "${TOP:-40}")
+ARGS=(--top "${TOP:-40}" --check)
 [ "${EXCLUSIVE:-0}" = 1 ] && ARGS+=(--exclusive)
 echo "== $KIND: $BIN"
 python3 "$ROOT/scripts/load/cg_diff.py" "$WORK/cg.$N1.out" "$N1" "$WORK/cg.$N2.out" "$N2" "${ARGS[@]}"

@@ -9,7 +9,9 @@
 //! present, else the first match of `failed_recipient_regex` in the body (empty = off);
 //! when none is found the address check does not apply.
 
-use mail_parser::{Message, MimeHeaders, PartType};
+use std::sync::LazyLock;
+
+use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 
 use super::{MessageKind, Verdict, classify_parsed, parse};
@@ -127,10 +129,26 @@ pub struct Decision {
     pub unparsable: bool,
 }
 
+/// The parser for NotifyBC's filters alone. They read the Subject, the MIME structure and
+/// `X-Failed-Recipients` (from the raw text), so every other header (the trace, address
+/// and date headers are most of a bounce's header section) is skipped rather than parsed
+/// into structures nothing reads.
+static FILTER_PARSER: LazyLock<MessageParser> = LazyLock::new(|| {
+    MessageParser::new()
+        .with_mime_headers()
+        .header_text(HeaderName::Subject)
+        .default_header_ignore()
+});
+
 /// The same decision as [`assess`] for `subscriber`, at less cost: the message is
-/// classified only when an option needs the verdict (it is the larger part of the work).
+/// classified, and its headers all parsed, only when an option needs the verdict.
 pub fn decide(raw: &[u8], filters: &Filters, subscriber: &str) -> Decision {
-    let Some(message) = parse(raw) else {
+    let parsed = if filters.needs_verdict() {
+        parse(raw)
+    } else {
+        FILTER_PARSER.parse(raw)
+    };
+    let Some(message) = parsed else {
         return Decision {
             counts: false,
             why: "unparsable".into(),

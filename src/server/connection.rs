@@ -265,7 +265,7 @@ impl Connection {
     }
 
     fn queue(&mut self, reply: &Reply) {
-        self.wbuf.extend_from_slice(reply.to_wire().as_bytes());
+        reply.write_wire(&mut self.wbuf);
     }
 
     async fn flush(&mut self) -> Result<(), ConnError> {
