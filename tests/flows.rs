@@ -164,83 +164,64 @@ async fn bn_increments_an_existing_record_and_prepends_the_message() {
     assert_eq!(patch.uri, format!("/api/bounces/{bid}"));
 }
 
-#[tokio::test]
-async fn bn_with_subject_not_matching_subject_regex_is_recorded_not_counted() {
+/// Delivers `message` as a bounce for a subscriber whose record is at 1, with `extra`
+/// configuration; returns the record's count and stored messages afterwards.
+async fn bounce_on_record_at_1(extra: &str, message: &str) -> (u64, Vec<String>) {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let bid = fake.add_bounce(SUBSCRIBER, 1);
-    let p = processor(&fake, "[bounce]\nsubject_regex = 'Returned mail'\n").await;
+    let p = processor(&fake, extra).await;
+    let reply = p.deliver(&bn(&id, "12345"), message.as_bytes()).await;
+    assert_reply(&reply, 250, "2.0.0");
+    let b = fake.bounce(&bid).unwrap();
+    let stored = b.bounce_messages.into_iter().map(|m| m.message).collect();
+    (b.hard_bounce_count, stored)
+}
+
+#[tokio::test]
+async fn bn_with_subject_not_matching_subject_regex_is_recorded_not_counted() {
     let message = Dsn {
         subject: "invalid",
         ..Dsn::default()
     }
     .build();
-
-    let reply = p.deliver(&bn(&id, "12345"), message.as_bytes()).await;
-
-    assert_reply(&reply, 250, "2.0.0");
-    let b = fake.bounce(&bid).unwrap();
-    assert_eq!(b.hard_bounce_count, 1);
-    assert_eq!(b.bounce_messages.len(), 1);
+    let (count, stored) =
+        bounce_on_record_at_1("[bounce]\nsubject_regex = 'Returned mail'\n", &message).await;
+    assert_eq!((count, stored.len()), (1, 1));
 }
 
 #[tokio::test]
 async fn bn_with_only_a_4xx_status_is_recorded_not_counted() {
-    let fake = FakeApi::start().await;
-    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
-    let bid = fake.add_bounce(SUBSCRIBER, 1);
-    let p = processor(&fake, "").await;
     let message = Dsn {
         status: "4.1.1",
         ..Dsn::default()
     }
     .build();
-
-    let reply = p.deliver(&bn(&id, "12345"), message.as_bytes()).await;
-
-    assert_reply(&reply, 250, "2.0.0");
-    let b = fake.bounce(&bid).unwrap();
-    assert_eq!(b.hard_bounce_count, 1);
-    assert_eq!(b.bounce_messages.len(), 1);
-    assert_eq!(b.bounce_messages[0].message, message);
+    let (count, stored) = bounce_on_record_at_1("", &message).await;
+    assert_eq!((count, stored), (1, vec![message]));
 }
 
 #[tokio::test]
 async fn bn_for_another_final_recipient_is_recorded_not_counted() {
-    let fake = FakeApi::start().await;
-    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
-    let bid = fake.add_bounce(SUBSCRIBER, 1);
-    let p = processor(&fake, "").await;
     let message = Dsn {
         final_recipient: "bar@invalid.local",
         ..Dsn::default()
     }
     .build();
-
-    let reply = p.deliver(&bn(&id, "12345"), message.as_bytes()).await;
-
-    assert_reply(&reply, 250, "2.0.0");
-    let b = fake.bounce(&bid).unwrap();
-    assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 1));
+    let (count, stored) = bounce_on_record_at_1("", &message).await;
+    assert_eq!((count, stored.len()), (1, 1));
 }
 
 #[tokio::test]
 async fn bn_x_failed_recipients_wins_over_the_body() {
-    let fake = FakeApi::start().await;
-    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
-    let bid = fake.add_bounce(SUBSCRIBER, 1);
-    let p = processor(&fake, "").await;
     let message = Dsn {
         final_recipient: "bar@invalid.local",
         x_failed_recipients: Some(SUBSCRIBER),
         ..Dsn::default()
     }
     .build();
-
-    let reply = p.deliver(&bn(&id, "12345"), message.as_bytes()).await;
-
-    assert_reply(&reply, 250, "2.0.0");
-    assert_eq!(fake.bounce(&bid).unwrap().hard_bounce_count, 2);
+    let (count, _) = bounce_on_record_at_1("", &message).await;
+    assert_eq!(count, 2);
 }
 
 #[tokio::test]
