@@ -189,11 +189,15 @@ table() {
         : >"$WORK/rates.sink"
         : >"$WORK/rates.server"
         for _ in $(seq 1 "$REPEAT"); do
+            local k0 k1
+            k0=$(cpu_ticks "$SINK_PID")
             clients "$mode" "$SINK_PORT" "$kind" "$MESSAGES" "$SESSIONS" -d
+            k1=$(cpu_ticks "$SINK_PID")
             local rate
             rate=$(per_sec "$MESSAGES" "$REAL")
             echo "$rate" >>"$WORK/rates.sink"
-            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s %10s\n' "$kind" smtp-sink "$rate" "$REAL" - - "$CLIENT_CPU" - -
+            printf '%-4s %-14s %9s %8s %10s %10s %10s %10s %10s\n' "$kind" smtp-sink "$rate" "$REAL" \
+                "$(secs $((k1 - k0)))" - "$CLIENT_CPU" - -
 
             local before after s0 s1 a0 a1
             before=$(stats)
