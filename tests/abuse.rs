@@ -63,6 +63,30 @@ async fn greet(addr: SocketAddr, source: IpAddr) -> (TcpStream, Replies, Option<
     (s, r, first)
 }
 
+/// Awaits greeted connections: those greeted with 220 are kept in `held`, the others must
+/// have been refused with `421 4.7.0` naming `why`; returns how many were refused.
+async fn hold_or_refused(
+    greeted: Vec<tokio::task::JoinHandle<(TcpStream, Replies, Option<String>)>>,
+    held: &mut Vec<TcpStream>,
+    why: &str,
+) -> usize {
+    let mut refused = 0;
+    for t in greeted {
+        let (s, _, first) = t.await.unwrap();
+        let first = first.unwrap_or_default();
+        if code(&first) == 220 {
+            held.push(s);
+        } else {
+            assert!(
+                first.starts_with("421 4.7.0") && first.contains(why),
+                "{first}"
+            );
+            refused += 1;
+        }
+    }
+    refused
+}
+
 async fn cmd(s: &mut TcpStream, r: &mut Replies, line: &str) -> String {
     s.write_all(format!("{line}\r\n").as_bytes()).await.unwrap();
     r.next(s).await.unwrap_or_default()
@@ -258,20 +282,7 @@ async fn a_connection_flood_gets_421_past_the_per_address_and_global_limits() {
         async move { assert_served(addr, &rec, 1).await }
     });
     let mut held = Vec::new();
-    let mut per_address = 0;
-    for t in flood {
-        let (s, _, first) = t.await.unwrap();
-        let first = first.unwrap_or_default();
-        if code(&first) == 220 {
-            held.push(s);
-        } else {
-            assert!(
-                first.starts_with("421 4.7.0") && first.contains("your address"),
-                "{first}"
-            );
-            per_address += 1;
-        }
-    }
+    let per_address = hold_or_refused(flood, &mut held, "your address").await;
     normal_client.await.unwrap();
     assert_eq!((held.len(), per_address), (5, 195));
 
@@ -280,20 +291,7 @@ async fn a_connection_flood_gets_421_past_the_per_address_and_global_limits() {
     let spread: Vec<_> = (1..=30)
         .map(|n| tokio::spawn(greet(addr, ip(&format!("127.0.1.{n}")))))
         .collect();
-    let mut global = 0;
-    for t in spread {
-        let (s, _, first) = t.await.unwrap();
-        let first = first.unwrap_or_default();
-        if code(&first) == 220 {
-            held.push(s);
-        } else {
-            assert!(
-                first.starts_with("421 4.7.0") && first.contains("too many connections"),
-                "{first}"
-            );
-            global += 1;
-        }
-    }
+    let global = hold_or_refused(spread, &mut held, "too many connections").await;
     assert_eq!((held.len(), global), (20, 15));
     let (_, _, full) = greet(addr, normal()).await;
     assert!(full.unwrap().starts_with("421 4.7.0"));
