@@ -58,6 +58,15 @@ fn dsn_with_id(message_id: &str) -> String {
     .build()
 }
 
+/// Delivers `message` as a bounce for subscription `id` (code 12345) and expects 250.
+async fn bounce_accepted(p: &Processor, id: &str, message: &str) {
+    assert_reply(
+        &p.deliver(&bn(id, "12345"), message.as_bytes()).await,
+        250,
+        "2.0.0",
+    );
+}
+
 async fn processor(fake: &FakeApi, extra: &str) -> Processor {
     Processor::new(&fake.settings(extra)).expect("processor")
 }
@@ -137,16 +146,8 @@ async fn bn_increments_an_existing_record_and_prepends_the_message() {
 
     let first = dsn_with_id("<first@mta>");
     let second = dsn_with_id("<second@mta>");
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), first.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), second.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &first).await;
+    bounce_accepted(&p, &id, &second).await;
 
     let b = fake.bounce(&bid).unwrap();
     assert_eq!(b.hard_bounce_count, 3);
@@ -463,16 +464,8 @@ async fn bn_same_bounce_delivered_twice_counts_once() {
     let p = processor(&fake, "").await;
     let message = dsn();
 
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
+    bounce_accepted(&p, &id, &message).await;
 
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
@@ -489,16 +482,8 @@ async fn bn_same_message_id_with_other_bytes_counts_once() {
     // A relay on the way added a trace header the second time.
     let again = format!("Received: from relay.invalid.local\r\n{message}");
 
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), again.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
+    bounce_accepted(&p, &id, &again).await;
 
     let b = &fake.bounces_of(SUBSCRIBER)[0];
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 1));
@@ -516,16 +501,8 @@ async fn bn_stored_message_is_capped_and_still_recognised_on_retry() {
     .build();
     assert!(message.len() > 200);
 
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
+    bounce_accepted(&p, &id, &message).await;
 
     let b = &fake.bounces_of(SUBSCRIBER)[0];
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 1));
@@ -540,11 +517,7 @@ async fn bn_count_window_counts_one_hard_bounce_per_window() {
 
     for n in 0..3 {
         let m = dsn_with_id(&format!("<window-{n}@mta>"));
-        assert_reply(
-            &p.deliver(&bn(&id, "12345"), m.as_bytes()).await,
-            250,
-            "2.0.0",
-        );
+        bounce_accepted(&p, &id, &m).await;
     }
 
     let b = &fake.bounces_of(SUBSCRIBER)[0];
@@ -775,11 +748,7 @@ async fn bn_lost_answer_to_the_record_write_is_not_counted_twice() {
         451,
         "4.3.0",
     );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
     let b = fake.bounce(&bid).unwrap();
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (2, 1));
 
@@ -793,11 +762,7 @@ async fn bn_lost_answer_to_the_record_write_is_not_counted_twice() {
         451,
         "4.3.0",
     );
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
     assert_eq!(
@@ -827,11 +792,7 @@ async fn bn_threshold_unsubscribe_failing_is_finished_by_the_retry() {
     assert_eq!((b.hard_bounce_count, b.state.as_str()), (2, "active"));
     assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
 
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
     let b = fake.bounce(&bid).unwrap();
     assert_eq!(
         (
@@ -862,11 +823,7 @@ async fn bn_record_retirement_failing_is_finished_by_the_retry() {
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
     assert_eq!(fake.bounces_of(SUBSCRIBER)[0].state, "active");
 
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &message).await;
     let records = fake.bounces_of(SUBSCRIBER);
     assert_eq!(records.len(), 1);
     assert_eq!(
@@ -877,11 +834,7 @@ async fn bn_record_retirement_failing_is_finished_by_the_retry() {
 
     // A different bounce for the now unsubscribed subscriber is simply dropped.
     let other = dsn_with_id("<later@mta>");
-    assert_reply(
-        &p.deliver(&bn(&id, "12345"), other.as_bytes()).await,
-        250,
-        "2.0.0",
-    );
+    bounce_accepted(&p, &id, &other).await;
     assert_eq!(fake.bounces_of(SUBSCRIBER)[0].bounce_messages.len(), 1);
 }
 
