@@ -28,6 +28,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::config::Settings;
+use crate::json;
 use crate::metrics::{ApiEndpoint, Metrics};
 
 /// What JavaScript's `encodeURIComponent` leaves alone: letters, digits and `-_.!~*'()`.
@@ -201,13 +202,58 @@ pub struct Bounce {
 }
 
 /// The body of `POST /bounces` (§4.2 step 4).
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
+#[derive(Debug, Clone, Copy)]
 pub struct NewBounce<'a> {
     pub channel: &'a str,
     pub user_channel_id: &'a str,
     pub hard_bounce_count: u64,
-    pub bounce_messages: &'a [Value],
+    pub bounce_messages: BounceMessages<'a>,
+}
+
+impl NewBounce<'_> {
+    fn to_json(self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.bounce_messages.size_hint() + 128);
+        out.extend_from_slice(b"{\"channel\":");
+        json::push_string(&mut out, self.channel);
+        out.extend_from_slice(b",\"userChannelId\":");
+        json::push_string(&mut out, self.user_channel_id);
+        out.extend_from_slice(format!(",\"hardBounceCount\":{}", self.hard_bounce_count).as_bytes());
+        out.extend_from_slice(b",\"bounceMessages\":");
+        self.bounce_messages.push_json(&mut out);
+        out.push(b'}');
+        out
+    }
+}
+
+/// `bounceMessages` as written: the new item `{date, message}` first, then the items the
+/// record already held, as the service sent them (§4.2 step 4). Written as JSON directly,
+/// since the raw messages in it are most of the body.
+#[derive(Debug, Clone, Copy)]
+pub struct BounceMessages<'a> {
+    /// ISO-8601, as JavaScript's `toISOString()` writes it.
+    pub date: &'a str,
+    pub message: &'a str,
+    pub older: &'a [Value],
+}
+
+impl BounceMessages<'_> {
+    fn size_hint(&self) -> usize {
+        // The stored messages dominate; escaping adds a little to each.
+        (self.message.len() + 64) * (self.older.len() + 1) * 11 / 10
+    }
+
+    fn push_json(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"[{\"date\":");
+        json::push_string(out, self.date);
+        out.extend_from_slice(b",\"message\":");
+        json::push_string(out, self.message);
+        out.push(b'}');
+        for item in self.older {
+            out.push(b',');
+            json::push_value(out, item);
+        }
+        out.push(b']');
+    }
 }
 
 /// Ids are strings in NotifyBC (MongoDB ObjectIds); a service that uses numbers works too.
@@ -463,7 +509,7 @@ impl ApiClient {
 
     /// `POST /bounces`; returns the created record (with its id).
     pub async fn create_bounce(&self, bounce: &NewBounce<'_>) -> Result<Bounce, ApiError> {
-        let body = serde_json::to_vec(bounce).map_err(|e| ApiError::Client(e.to_string()))?;
+        let body = bounce.to_json();
         let call = self
             .send(
                 ApiEndpoint::CreateBounce,
@@ -486,20 +532,20 @@ impl ApiClient {
         &self,
         id: &str,
         hard_bounce_count: u64,
-        bounce_messages: &[Value],
+        bounce_messages: BounceMessages<'_>,
     ) -> Result<(), ApiError> {
-        let body = serde_json::json!({
-            "hardBounceCount": hard_bounce_count,
-            "bounceMessages": bounce_messages,
-        });
-        self.patch_bounce(ApiEndpoint::UpdateBounce, id, &body)
-            .await
+        let mut body = Vec::with_capacity(bounce_messages.size_hint() + 64);
+        body.extend_from_slice(format!("{{\"hardBounceCount\":{hard_bounce_count}").as_bytes());
+        body.extend_from_slice(b",\"bounceMessages\":");
+        bounce_messages.push_json(&mut body);
+        body.push(b'}');
+        self.patch_bounce(ApiEndpoint::UpdateBounce, id, body).await
     }
 
     /// `PATCH /bounces/{id}` with `{"state":"deleted"}` (§4.2 step 5).
     pub async fn retire_bounce(&self, id: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({ "state": "deleted" });
-        self.patch_bounce(ApiEndpoint::DeactivateBounce, id, &body)
+        let body = br#"{"state":"deleted"}"#.to_vec();
+        self.patch_bounce(ApiEndpoint::DeactivateBounce, id, body)
             .await
     }
 
@@ -507,10 +553,9 @@ impl ApiClient {
         &self,
         endpoint: ApiEndpoint,
         id: &str,
-        body: &Value,
+        body: Vec<u8>,
     ) -> Result<(), ApiError> {
         let path = format!("/bounces/{}", path_segment(id)?);
-        let body = serde_json::to_vec(body).map_err(|e| ApiError::Client(e.to_string()))?;
         let call = self
             .send(endpoint, Method::PATCH, &path, None, Some(body), |r| r)
             .await?;

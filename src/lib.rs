@@ -7,6 +7,7 @@ pub mod api;
 pub mod classify;
 pub mod config;
 pub mod flows;
+pub mod json;
 pub mod limiter;
 pub mod logging;
 pub mod metrics;

@@ -21,10 +21,12 @@
 //! postmaster, while recording keeps the raw message on the subscriber's record for an
 //! operator to see.
 
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde_json::{Value, json};
+use std::borrow::Cow;
 
-use crate::api::{ApiError, Bounce, NewBounce, UnsubscribeOutcome};
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::Value;
+
+use crate::api::{ApiError, Bounce, BounceMessages, NewBounce, UnsubscribeOutcome};
 
 use super::{Envelope, Handled, Processor};
 use crate::classify::decide;
@@ -57,7 +59,6 @@ impl Processor {
             Err(e) => return Handled::api_failure(&e),
         };
         let stored = self.stored_text(raw);
-        let message_id = header_value(raw, "message-id");
         let (record_id, old_count, old_messages) = match record {
             Some(b) => (
                 Some(b.id),
@@ -66,9 +67,12 @@ impl Processor {
             ),
             None => (None, 0, Vec::new()),
         };
-        let duplicate = old_messages
-            .iter()
-            .any(|m| same_message(m, &stored, message_id.as_deref()));
+        let duplicate = !old_messages.is_empty() && {
+            let message_id = header_value(raw, "message-id");
+            old_messages
+                .iter()
+                .any(|m| same_message(m, &stored, message_id.as_deref()))
+        };
 
         let (bounce_id, count, mut outcome) = if duplicate {
             let Some(id) = record_id else {
@@ -90,13 +94,16 @@ impl Processor {
                 outcome = "not_counted_window";
             }
             let count = old_count + u64::from(counts);
-            let mut messages = Vec::with_capacity(old_messages.len() + 1);
-            messages.push(json!({ "date": now_iso(), "message": stored }));
-            messages.extend(old_messages);
+            let date = now_iso();
+            let messages = BounceMessages {
+                date: &date,
+                message: &stored,
+                older: &old_messages,
+            };
             let written = match record_id {
                 Some(id) => self
                     .api
-                    .update_bounce(&id, count, &messages)
+                    .update_bounce(&id, count, messages)
                     .await
                     .map(|()| id),
                 None => self
@@ -105,7 +112,7 @@ impl Processor {
                         channel: "email",
                         user_channel_id: &address,
                         hard_bounce_count: count,
-                        bounce_messages: &messages,
+                        bounce_messages: messages,
                     })
                     .await
                     .map(|b| b.id),
@@ -218,12 +225,12 @@ impl Processor {
 
     /// The message as stored in `bounceMessages`: the raw text, cut at
     /// `max_stored_message_bytes` (on a character boundary) when that is set.
-    fn stored_text(&self, raw: &[u8]) -> String {
-        // Mail is nearly always valid UTF-8 (mostly ASCII): one fast validating pass and a
+    fn stored_text<'a>(&self, raw: &'a [u8]) -> Cow<'a, str> {
+        // Mail is nearly always valid UTF-8 (mostly ASCII): one fast validating pass and no
         // copy, and the replacing conversion only for the rare message that is not.
         let mut text = match std::str::from_utf8(raw) {
-            Ok(valid) => valid.to_owned(),
-            Err(_) => String::from_utf8_lossy(raw).into_owned(),
+            Ok(valid) => Cow::Borrowed(valid),
+            Err(_) => Cow::Owned(String::from_utf8_lossy(raw).into_owned()),
         };
         let cap = self.bounce.max_stored_message_bytes;
         if cap > 0 && text.len() > cap {
@@ -231,7 +238,10 @@ impl Processor {
             while !text.is_char_boundary(end) {
                 end -= 1;
             }
-            text.truncate(end);
+            match &mut text {
+                Cow::Borrowed(t) => *t = &t[..end],
+                Cow::Owned(t) => t.truncate(end),
+            }
         }
         text
     }
@@ -323,6 +333,7 @@ fn header_value(raw: &[u8], name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn header_value_unfolds_and_stops_at_body() {
