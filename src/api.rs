@@ -217,7 +217,9 @@ impl NewBounce<'_> {
         json::push_string(&mut out, self.channel);
         out.extend_from_slice(b",\"userChannelId\":");
         json::push_string(&mut out, self.user_channel_id);
-        out.extend_from_slice(format!(",\"hardBounceCount\":{}", self.hard_bounce_count).as_bytes());
+        out.extend_from_slice(
+            format!(",\"hardBounceCount\":{}", self.hard_bounce_count).as_bytes(),
+        );
         out.extend_from_slice(b",\"bounceMessages\":");
         self.bounce_messages.push_json(&mut out);
         out.push(b'}');

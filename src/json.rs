@@ -17,7 +17,10 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
     while i < bytes.len() {
         // Eight bytes a step; the first byte to escape in a step is found exactly, so a
         // step costs the same whether or not it holds one.
-        let at = match bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok()) {
+        let at = match bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        {
             Some(word) => match escapes_in(u64::from_le_bytes(word)) {
                 0 => {
                     i += 8;
@@ -157,6 +160,9 @@ mod tests {
         });
         let mut out = Vec::new();
         push_value(&mut out, &v);
-        assert_eq!(String::from_utf8(out).unwrap(), serde_json::to_string(&v).unwrap());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(&v).unwrap()
+        );
     }
 }
