@@ -1125,4 +1125,151 @@ mod tests {
         assert_eq!(r.headers()[AUTHORIZATION], "Basic dXNlcjpwQHNz");
         assert!(r.headers()[AUTHORIZATION].is_sensitive());
     }
+
+    /// A raw HTTP/1.1 server on loopback that answers every request on a connection with
+    /// `answer`, counting the connections it accepts. Requests must have no body.
+    async fn raw_server(answer: &'static [u8]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (host, accepted)
+    }
+
+    fn client_for(host: &str, api: &str) -> ApiClient {
+        let s = Settings::from_toml_str(&format!("internal_http_host = '{host}'\n[api]\n{api}\n"))
+            .unwrap();
+        ApiClient::new(&s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_alive_and_reused() {
+        let (host, accepted) = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]",
+        )
+        .await;
+        let client = client_for(&host, "");
+        for _ in 0..3 {
+            assert!(
+                client
+                    .find_active_bounces("a@b.example")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            client.probe("/subscriptions", "x=1").await,
+            Ok(StatusCode::OK)
+        );
+        // An answer whose body is not read (the unsubscribe call's) keeps it too.
+        assert_eq!(
+            client
+                .unsubscribe("1", "c", "a@b.example", false)
+                .await
+                .unwrap(),
+            UnsubscribeOutcome::Done
+        );
+        assert!(
+            client
+                .find_active_bounces("a@b.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_not_followed() {
+        let (host, accepted) = raw_server(
+            b"HTTP/1.1 302 Found\r\nlocation: /api/bounces?err=Forbidden\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await;
+        let client = client_for(&host, "");
+        assert_eq!(
+            client
+                .unsubscribe("1", "c", "a@b.example", true)
+                .await
+                .unwrap(),
+            UnsubscribeOutcome::RefusedByRedirect {
+                err: "Forbidden".to_string()
+            }
+        );
+        let e = client.find_active_bounces("a@b.example").await.unwrap_err();
+        assert_eq!(e.status(), Some(302), "{e}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_timeout_covers_reading_the_body() {
+        // The head arrives at once; the body never completes.
+        let (host, _) = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[",
+        )
+        .await;
+        let client = client_for(&host, "timeout_ms = 300");
+        let started = Instant::now();
+        let e = client.find_active_bounces("a@b.example").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ApiError::Timeout {
+                    timeout_ms: 300,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn errors_hold_neither_the_query_nor_the_token() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let client = client_for(&host, "access_token = 'Bearer s3cret'");
+        let e = client
+            .unsubscribe("1", "c0de", "a@b.example", false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot reach") && e.contains("/subscriptions/1/unsubscribe"),
+            "{e}"
+        );
+        for secret in ["c0de", "s3cret", "b.example", "?"] {
+            assert!(!e.contains(secret), "{secret} in {e}");
+        }
+        let e = client
+            .probe("/subscriptions", "filter=c0de")
+            .await
+            .unwrap_err();
+        assert!(!e.contains("c0de") && !e.contains("s3cret"), "{e}");
+    }
 }
