@@ -1,15 +1,23 @@
 //! The client of the notification service's HTTP API (SPEC §5): exactly the calls the `un`
 //! and `bn` flows make (§4.1, §4.2), nothing else.
 //!
-//! One [`ApiClient`] is built at start and shared: it keeps connections alive and pooled,
-//! bounds the calls in flight with a semaphore, puts a timeout on every call and never
-//! follows a redirect (a 3xx from the unsubscribe call is an answer, not a detour).
+//! One [`ApiClient`] is built at start and shared. It is hyper's connection-pooling client
+//! (`hyper_util::client::legacy`) over a rustls connector, with no layer above it: it keeps
+//! connections alive and pooled (idle ones closed after 60 s, at most `api.max_in_flight`
+//! idle per host, TCP keepalive and `TCP_NODELAY`), bounds the calls in flight with a
+//! semaphore, puts `api.connect_timeout_ms` on each connect (TCP and TLS handshake) and
+//! `api.timeout_ms` on each call, body included, and never follows a redirect (a 3xx from
+//! the unsubscribe call is an answer, not a detour). https trusts the webpki roots plus
+//! `api.ca_bundle`, with TLS 1.2 and 1.3 (ring), and presents `api.client_cert` when set.
 //!
 //! Every id, code and address placed into a URL is percent-encoded with the character set of
 //! JavaScript's `encodeURIComponent`, the one NotifyBC itself uses, so the requests are the
 //! ones NotifyBC's own inbound server sent, and a crafted value can never add a path
 //! segment, a query parameter or a fragment. Ids that the URL standard would resolve as a
-//! dot segment (`.`, `..`) are refused before any request is made.
+//! dot segment (`.`, `..`) are refused before any request is made. The API base is parsed
+//! once, at start, by the URL parser; each call's URI is that base with the encoded path and
+//! query appended, which is already in the parser's normal form, so no call parses a URL
+//! again.
 //!
 //! Errors never carry the access token or a request's query string (which holds an
 //! unsubscription code): they name the method, the path and what to check.
@@ -17,17 +25,30 @@
 //! With [`ApiClient::with_metrics`] every call is counted by endpoint and status class, and
 //! its latency observed (`api_requests_total`, `api_request_duration_seconds`).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, LOCATION};
-use reqwest::{Method, StatusCode};
+use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue, LOCATION};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
-use crate::config::Settings;
+use crate::config::{ApiSettings, Settings};
 use crate::json;
 use crate::metrics::{ApiEndpoint, Metrics};
 
@@ -293,20 +314,34 @@ impl UnsubscribeOutcome {
     }
 }
 
-/// An answer whose body may still be read, with the permit that counts it as in flight.
+/// The header that asks NotifyBC for its anonymous checks (§4.1).
+const IS_ANONYMOUS: HeaderName = HeaderName::from_static("is_anonymous");
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The pooled HTTP/1.1 client every call goes through.
+type HttpClient = Client<Connector, Full<Bytes>>;
+
+/// An answer whose body may still be read, with the permit that counts it as in flight and
+/// the instant by which the body must have been read (`api.timeout_ms` after the call
+/// started).
 struct Call {
-    response: reqwest::Response,
+    response: Response<Incoming>,
+    deadline: tokio::time::Instant,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// The shared API client. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiClient {
-    http: reqwest::Client,
+    http: HttpClient,
+    /// `internal_http_host` + `rest_api_root` as the URL parser writes it, without user
+    /// info, query, fragment or a trailing `/`. A call's URI is this with its path (and
+    /// query) appended.
     base: String,
-    /// `base` parsed once: each call's URL is this with its path and query set, so the
-    /// scheme, host and port are not parsed again for every call.
-    base_url: reqwest::Url,
+    /// `api.access_token`, or `Basic` credentials from user info in `internal_http_host`,
+    /// which take precedence. Marked sensitive.
+    authorization: Option<HeaderValue>,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
     timeout_ms: u64,
@@ -328,68 +363,36 @@ impl ApiClient {
     /// Certificate and key files are read here, so a bad file stops the start.
     pub fn new(settings: &Settings) -> Result<ApiClient, ApiError> {
         let api = &settings.api;
-        let mut headers = HeaderMap::new();
+        let mut authorization = None;
         if !api.access_token.is_empty() {
             let mut value =
                 HeaderValue::from_str(&api.access_token).map_err(|_| ApiError::BadToken)?;
             value.set_sensitive(true);
-            headers.insert(AUTHORIZATION, value);
+            authorization = Some(value);
         }
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_millis(api.timeout_ms))
-            .connect_timeout(Duration::from_millis(api.connect_timeout_ms))
+        let mut tcp = HttpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_connect_timeout(Some(Duration::from_millis(api.connect_timeout_ms)));
+        tcp.set_keepalive(Some(Duration::from_secs(30)));
+        tcp.set_nodelay(true);
+        let connector = Connector {
+            inner: HttpsConnector::from((tcp, Arc::new(tls_config(api)?))),
+            timeout: Duration::from_millis(api.connect_timeout_ms),
+        };
+        let http = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(api.max_in_flight)
-            .tcp_keepalive(Duration::from_secs(30))
-            .tcp_nodelay(true);
-        if !api.client_cert.is_empty() {
-            let mut pem = read_file("api.client_cert", &api.client_cert)?;
-            if api.client_key != api.client_cert {
-                pem.push(b'\n');
-                pem.extend(read_file("api.client_key", &api.client_key)?);
-            }
-            check_identity_pem(&pem, &api.client_cert, &api.client_key)?;
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|e| ApiError::Tls {
-                key: "api.client_cert",
-                path: api.client_cert.clone(),
-                detail: format!("not a PEM certificate chain and private key ({e})"),
-            })?;
-            builder = builder.identity(identity);
+            .build(connector);
+        let (base, basic) = base_and_credentials(&settings.api_base())?;
+        if basic.is_some() {
+            authorization = basic;
         }
-        if !api.ca_bundle.is_empty() {
-            let pem = read_file("api.ca_bundle", &api.ca_bundle)?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| ApiError::Tls {
-                key: "api.ca_bundle",
-                path: api.ca_bundle.clone(),
-                detail: format!("not a PEM bundle of CA certificates ({e})"),
-            })?;
-            if certs.is_empty() {
-                return Err(ApiError::Tls {
-                    key: "api.ca_bundle",
-                    path: api.ca_bundle.clone(),
-                    detail: "holds no PEM CERTIFICATE block".to_string(),
-                });
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let http = builder
-            .build()
-            .map_err(|e| ApiError::Client(error_chain(&e.without_url())))?;
-        let base = settings.api_base();
-        let base_url = reqwest::Url::parse(&base).map_err(|e| {
-            ApiError::Client(format!(
-                "internal_http_host + rest_api_root = {base:?} is not a URL ({e})"
-            ))
-        })?;
         Ok(ApiClient {
             http,
             base,
-            base_url,
+            authorization,
             permits: Arc::new(Semaphore::new(api.max_in_flight)),
             max_in_flight: api.max_in_flight,
             timeout_ms: api.timeout_ms,
@@ -403,15 +406,27 @@ impl ApiClient {
         self
     }
 
-    /// The underlying HTTP client (same TLS set-up, pool and timeouts), for a readiness
-    /// probe. Its requests already carry the configured `Authorization` header.
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
-    }
-
-    /// The base URL every path is appended to.
+    /// The base URL every path is appended to (without user info: it is safe to show).
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `GET {base}{path}?{query}` (`path` and `query` already encoded) for a readiness
+    /// probe: the same connections, TLS set-up and `Authorization` header as the calls, and
+    /// `api.timeout_ms`, but not bounded by `api.max_in_flight` nor counted in the metrics.
+    /// `Ok` is the status the service answered (the body is not read); `Err` says why there
+    /// was none, without the URL.
+    pub async fn probe(&self, path: &str, query: &str) -> Result<StatusCode, String> {
+        let uri = self
+            .uri(path, Some(query))
+            .map_err(|e| format!("cannot make the request URI: {e}"))?;
+        let request = self.request(Method::GET, uri, None, false);
+        let timeout = Duration::from_millis(self.timeout_ms);
+        match tokio::time::timeout(timeout, self.http.request(request)).await {
+            Ok(Ok(response)) => Ok(response.status()),
+            Ok(Err(e)) => Err(format!("error sending request: {}", error_chain(&e))),
+            Err(_) => Err("error sending request: operation timed out".to_string()),
+        }
     }
 
     /// `GET /subscriptions/{id}/unsubscribe?unsubscriptionCode=..&userChannelId=..`
@@ -439,9 +454,7 @@ impl ApiClient {
             ApiEndpoint::Unsubscribe
         };
         let call = self
-            .send(endpoint, Method::GET, &path, Some(&query), None, |r| {
-                r.header("is_anonymous", "true")
-            })
+            .send(endpoint, Method::GET, &path, Some(&query), None, true)
             .await?;
         let response = &call.response;
         let status = response.status();
@@ -519,7 +532,7 @@ impl ApiClient {
                 "/bounces",
                 None,
                 Some(body),
-                |r| r,
+                false,
             )
             .await?;
         let status = call.response.status();
@@ -559,7 +572,7 @@ impl ApiClient {
     ) -> Result<(), ApiError> {
         let path = format!("/bounces/{}", path_segment(id)?);
         let call = self
-            .send(endpoint, Method::PATCH, &path, None, Some(body), |r| r)
+            .send(endpoint, Method::PATCH, &path, None, Some(body), false)
             .await?;
         let status = call.response.status();
         if !status.is_success() {
@@ -576,7 +589,7 @@ impl ApiClient {
     ) -> Result<T, ApiError> {
         let query = format!("filter={}", query_component(filter));
         let call = self
-            .send(endpoint, Method::GET, path, Some(&query), None, |r| r)
+            .send(endpoint, Method::GET, path, Some(&query), None, false)
             .await?;
         let status = call.response.status();
         if !status.is_success() {
@@ -586,7 +599,9 @@ impl ApiClient {
     }
 
     /// Sends one request under a permit, held until the answer is read. `path` and `query`
-    /// are already encoded.
+    /// are already encoded; `json_body` goes with `Content-Type: application/json`;
+    /// `anonymous` adds `is_anonymous: true`. The answer is returned once its head has
+    /// arrived; its body must then be read by the call's deadline.
     async fn send(
         &self,
         endpoint: ApiEndpoint,
@@ -594,7 +609,7 @@ impl ApiClient {
         path: &str,
         query: Option<&str>,
         json_body: Option<Vec<u8>>,
-        extra: impl FnOnce(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+        anonymous: bool,
     ) -> Result<Call, ApiError> {
         let timeout = Duration::from_millis(self.timeout_ms);
         let permit = match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await
@@ -608,34 +623,74 @@ impl ApiClient {
                 });
             }
         };
-        let url = self.url(path, query);
-        let mut request = extra(self.http.request(method.clone(), url));
-        if let Some(body) = json_body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body);
-        }
+        let uri = self.uri(path, query).map_err(|e| {
+            ApiError::Client(format!("cannot make the URI of {method} {path}: {e}"))
+        })?;
+        let request = self.request(method.clone(), uri, json_body, anonymous);
         let started = Instant::now();
-        let sent = request.send().await;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let sent = tokio::time::timeout_at(deadline, self.http.request(request)).await;
         if let Some(m) = &self.metrics {
-            let status = sent.as_ref().ok().map(|r| r.status().as_u16());
+            let status = match &sent {
+                Ok(Ok(response)) => Some(response.status().as_u16()),
+                _ => None,
+            };
             m.api_call(endpoint, status, started.elapsed());
         }
-        let response = sent.map_err(|e| self.transport_error(method, path, e))?;
+        let response = match sent {
+            Ok(Ok(response)) => response,
+            Ok(Err(e)) => {
+                return Err(self.transport_error(method, path, "error sending request", &e));
+            }
+            Err(_) => return Err(self.timeout_error(method, path)),
+        };
         Ok(Call {
             response,
+            deadline,
             _permit: permit,
         })
     }
 
-    /// `{base}{path}?{query}` (`path` and `query` already encoded): the same URL as parsing
-    /// that string, since the path and the query go through the same parser steps.
-    fn url(&self, path: &str, query: Option<&str>) -> reqwest::Url {
-        let mut url = self.base_url.clone();
-        let root = self.base_url.path().trim_end_matches('/');
-        url.set_path(&format!("{root}{path}"));
-        url.set_query(query);
-        url
+    /// `{base}{path}?{query}` (`path` and `query` already encoded). The base is in the URL
+    /// parser's normal form and the encoded parts hold only characters that it leaves as
+    /// they are, so this is the URI that parsing the whole string as a URL would give.
+    fn uri(&self, path: &str, query: Option<&str>) -> Result<Uri, http::uri::InvalidUri> {
+        let mut text =
+            String::with_capacity(self.base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
+        text.push_str(&self.base);
+        text.push_str(path);
+        if let Some(query) = query {
+            text.push('?');
+            text.push_str(query);
+        }
+        Uri::try_from(text)
+    }
+
+    /// A request with the headers every call carries (`Accept: */*`, `Authorization` when
+    /// configured; hyper adds `Host`), plus those of this call.
+    fn request(
+        &self,
+        method: Method,
+        uri: Uri,
+        json_body: Option<Vec<u8>>,
+        anonymous: bool,
+    ) -> Request<Full<Bytes>> {
+        let has_body = json_body.is_some();
+        let mut request = Request::new(Full::new(json_body.map(Bytes::from).unwrap_or_default()));
+        *request.method_mut() = method;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        if anonymous {
+            headers.insert(IS_ANONYMOUS, HeaderValue::from_static("true"));
+        }
+        if has_body {
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        headers.insert(ACCEPT, HeaderValue::from_static("*/*"));
+        if let Some(authorization) = &self.authorization {
+            headers.insert(AUTHORIZATION, authorization.clone());
+        }
+        request
     }
 
     async fn read_json<T: serde::de::DeserializeOwned>(
@@ -644,21 +699,24 @@ impl ApiClient {
         path: &str,
         call: Call,
     ) -> Result<T, ApiError> {
-        let bytes = call.response.bytes().await.map_err(|e| {
-            if e.is_timeout() {
-                ApiError::Timeout {
-                    method: method.clone(),
-                    path: path.to_string(),
-                    timeout_ms: self.timeout_ms,
-                }
-            } else {
-                ApiError::Unreachable {
-                    method: method.clone(),
-                    path: path.to_string(),
-                    detail: error_chain(&e.without_url()),
-                }
+        let Call {
+            response,
+            deadline,
+            _permit: permit,
+        } = call;
+        let bytes = match tokio::time::timeout_at(deadline, response.into_body().collect()).await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) => {
+                return Err(self.transport_error(
+                    method,
+                    path,
+                    "request or response body error",
+                    &e,
+                ));
             }
-        })?;
+            Err(_) => return Err(self.timeout_error(method, path)),
+        };
+        drop(permit);
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson {
             method,
             path: path.to_string(),
@@ -666,27 +724,224 @@ impl ApiClient {
         })
     }
 
-    fn transport_error(&self, method: Method, path: &str, e: reqwest::Error) -> ApiError {
-        if e.is_timeout() {
-            return ApiError::Timeout {
-                method,
-                path: path.to_string(),
-                timeout_ms: self.timeout_ms,
-            };
+    fn timeout_error(&self, method: Method, path: &str) -> ApiError {
+        ApiError::Timeout {
+            method,
+            path: path.to_string(),
+            timeout_ms: self.timeout_ms,
+        }
+    }
+
+    /// `context` says what failed ("error sending request"); the causes follow it. None of
+    /// them holds the URL.
+    fn transport_error(
+        &self,
+        method: Method,
+        path: &str,
+        context: &str,
+        e: &(dyn std::error::Error + 'static),
+    ) -> ApiError {
+        if is_timeout(e) {
+            return self.timeout_error(method, path);
         }
         ApiError::Unreachable {
             method,
             path: path.to_string(),
-            detail: error_chain(&e.without_url()),
+            detail: format!("{context}: {}", error_chain(e)),
         }
     }
+}
+
+/// The API base in the URL parser's normal form, without user info, query, fragment or a
+/// trailing `/`, and the `Basic` credentials of its user info, if any (sent in place of
+/// `api.access_token`, as the URL asks).
+fn base_and_credentials(text: &str) -> Result<(String, Option<HeaderValue>), ApiError> {
+    let not_a_url = |e: &dyn std::fmt::Display| {
+        ApiError::Client(format!(
+            "internal_http_host + rest_api_root = {text:?} is not a URL ({e})"
+        ))
+    };
+    let mut url = url::Url::parse(text).map_err(|e| not_a_url(&e))?;
+    let mut basic = None;
+    if !url.username().is_empty() || url.password().is_some() {
+        let user = percent_decode_str(url.username()).decode_utf8_lossy();
+        let password = url
+            .password()
+            .map(|p| percent_decode_str(p).decode_utf8_lossy());
+        let credentials = match password {
+            Some(password) => format!("{user}:{password}"),
+            None => format!("{user}:"),
+        };
+        let encoded = base64::engine::general_purpose::STANDARD.encode(credentials);
+        let mut value =
+            HeaderValue::try_from(format!("Basic {encoded}")).map_err(|e| not_a_url(&e))?;
+        value.set_sensitive(true);
+        basic = Some(value);
+        // Only fails for URLs that cannot carry user info, which then have none.
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    let base = url.as_str().trim_end_matches('/').to_string();
+    // Every call's URI starts like this one: check it once here.
+    Uri::try_from(format!("{base}/")).map_err(|e| not_a_url(&e))?;
+    Ok((base, basic))
+}
+
+/// rustls with ring, TLS 1.2 and 1.3, trusting `api.ca_bundle` and the webpki roots, with
+/// the client certificate of `api.client_cert` / `api.client_key` when set, offering
+/// HTTP/1.1 by ALPN.
+fn tls_config(api: &ApiSettings) -> Result<rustls::ClientConfig, ApiError> {
+    let client_identity = if api.client_cert.is_empty() {
+        None
+    } else {
+        let mut pem = read_file("api.client_cert", &api.client_cert)?;
+        if api.client_key != api.client_cert {
+            pem.push(b'\n');
+            pem.extend(read_file("api.client_key", &api.client_key)?);
+        }
+        check_identity_pem(&pem, &api.client_cert, &api.client_key)?;
+        Some(identity(&pem).map_err(|e| ApiError::Tls {
+            key: "api.client_cert",
+            path: api.client_cert.clone(),
+            detail: format!("not a PEM certificate chain and private key ({e})"),
+        })?)
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    if !api.ca_bundle.is_empty() {
+        let pem = read_file("api.ca_bundle", &api.ca_bundle)?;
+        let bad_bundle = |e: &dyn std::fmt::Display| ApiError::Tls {
+            key: "api.ca_bundle",
+            path: api.ca_bundle.clone(),
+            detail: format!("not a PEM bundle of CA certificates ({e})"),
+        };
+        let certs = rustls_pemfile::certs(&mut pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad_bundle(&e))?;
+        if certs.is_empty() {
+            return Err(ApiError::Tls {
+                key: "api.ca_bundle",
+                path: api.ca_bundle.clone(),
+                detail: "holds no PEM CERTIFICATE block".to_string(),
+            });
+        }
+        for cert in certs {
+            roots.add(cert).map_err(|e| bad_bundle(&e))?;
+        }
+    }
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(rustls::ALL_VERSIONS)
+        .map_err(|e| ApiError::Client(e.to_string()))?
+        .with_root_certificates(roots);
+    let mut config = match client_identity {
+        None => builder.with_no_client_auth(),
+        Some((certs, key)) => {
+            builder
+                .with_client_auth_cert(certs, key)
+                .map_err(|e| ApiError::Tls {
+                    key: "api.client_key",
+                    path: api.client_key.clone(),
+                    detail: format!(
+                        "does not hold a usable private key for the certificate in {} ({e})",
+                        api.client_cert
+                    ),
+                })?
+        }
+    };
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The certificate chain and the private key of a client identity PEM: every certificate,
+/// the last private key (PKCS#8, RSA or EC); any other PEM section is refused.
+fn identity(pem: &[u8]) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
+    let mut certs = Vec::new();
+    let mut keys = Vec::new();
+    for item in rustls_pemfile::read_all(&mut &pem[..]) {
+        match item.map_err(|e| format!("invalid PEM: {e}"))? {
+            rustls_pemfile::Item::X509Certificate(cert) => certs.push(cert),
+            rustls_pemfile::Item::Pkcs1Key(key) => keys.push(PrivateKeyDer::Pkcs1(key)),
+            rustls_pemfile::Item::Pkcs8Key(key) => keys.push(PrivateKeyDer::Pkcs8(key)),
+            rustls_pemfile::Item::Sec1Key(key) => keys.push(PrivateKeyDer::Sec1(key)),
+            _ => {
+                return Err(
+                    "holds a PEM block that is neither a certificate nor a private key".into(),
+                );
+            }
+        }
+    }
+    match (keys.pop(), certs.is_empty()) {
+        (Some(key), false) => Ok((certs, key)),
+        _ => Err("private key or certificate not found".to_string()),
+    }
+}
+
+/// The connector of [`HttpClient`]: plain TCP for http, TCP then TLS for https, the whole
+/// of it under `api.connect_timeout_ms`.
+#[derive(Clone)]
+struct Connector {
+    inner: HttpsConnector<HttpConnector>,
+    timeout: Duration,
+}
+
+impl tower_service::Service<Uri> for Connector {
+    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, destination: Uri) -> Self::Future {
+        let connecting = self.inner.call(destination);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            tokio::time::timeout(timeout, connecting)
+                .await
+                .unwrap_or_else(|_| Err(Box::new(ConnectTimeout)))
+        })
+    }
+}
+
+/// A connect (TCP and TLS) that took longer than `api.connect_timeout_ms`.
+#[derive(Debug)]
+struct ConnectTimeout;
+
+impl std::fmt::Display for ConnectTimeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("operation timed out")
+    }
+}
+
+impl std::error::Error for ConnectTimeout {}
+
+/// Whether `e` or one of its causes is a timeout.
+fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(e);
+    while let Some(e) = source {
+        if e.is::<ConnectTimeout>()
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
+            || e.downcast_ref::<hyper::Error>()
+                .is_some_and(hyper::Error::is_timeout)
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 /// The `err` query parameter of a redirect target, if any. A relative `Location` is
 /// resolved against the API base.
 fn redirect_err(base: &str, location: &str) -> Option<String> {
-    let url = reqwest::Url::parse(location)
-        .or_else(|_| reqwest::Url::parse(base).and_then(|b| b.join(location)))
+    let url = url::Url::parse(location)
+        .or_else(|_| url::Url::parse(base).and_then(|b| b.join(location)))
         .ok()?;
     url.query_pairs()
         .find(|(k, _)| k == "err")
@@ -701,7 +956,7 @@ fn read_file(key: &'static str, path: &str) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-/// Says which of the two files lacks its part before reqwest gives a vaguer error.
+/// Says which of the two files lacks its part before the PEM parser gives a vaguer error.
 fn check_identity_pem(pem: &[u8], cert_path: &str, key_path: &str) -> Result<(), ApiError> {
     let text = String::from_utf8_lossy(pem);
     if !text.contains("-----BEGIN CERTIFICATE-----") {
@@ -756,6 +1011,8 @@ mod tests {
         }
     }
 
+    /// Each call's URI is what parsing `{api_base}{path}?{query}` as a URL gives, as
+    /// reqwest sent it, less the user info (sent as `Authorization` instead).
     #[test]
     fn call_urls_are_the_urls_the_strings_parse_to() {
         for (host, root) in [
@@ -763,6 +1020,8 @@ mod tests {
             ("http://127.0.0.1:3000/", "api/"),
             ("https://notify.example", ""),
             ("http://[::1]:8080", "/rest/v1"),
+            ("http://user:p%40ss@NotifyBC.Example:80", "/a b/"),
+            ("https://xn--mnchen-3ya.example:443/", "/api//"),
         ] {
             let s = Settings::from_toml_str(&format!(
                 "internal_http_host = '{host}'\nrest_api_root = '{root}'\n"
@@ -789,12 +1048,14 @@ mod tests {
                 ),
             ] {
                 let text = match &query {
-                    Some(q) => format!("{}{path}?{q}", client.base()),
-                    None => format!("{}{path}", client.base()),
+                    Some(q) => format!("{}{path}?{q}", s.api_base()),
+                    None => format!("{}{path}", s.api_base()),
                 };
-                let built = client.url(&path, query.as_deref());
-                assert_eq!(built, reqwest::Url::parse(&text).unwrap(), "{text}");
-                assert_eq!(built.as_str(), reqwest::Url::parse(&text).unwrap().as_str());
+                let mut expected = url::Url::parse(&text).unwrap();
+                expected.set_username("").unwrap();
+                expected.set_password(None).unwrap();
+                let built = client.uri(&path, query.as_deref()).unwrap();
+                assert_eq!(built.to_string(), expected.as_str(), "{text}");
             }
         }
     }
@@ -872,5 +1133,190 @@ mod tests {
         assert!(!format!("{client:?}").contains("s3cret"));
         let s = settings_with("access_token = \"bad\\ntoken\"");
         assert!(matches!(ApiClient::new(&s), Err(ApiError::BadToken)));
+    }
+
+    #[test]
+    fn requests_carry_the_configured_headers() {
+        let s = settings_with("access_token = 'Bearer s3cret'");
+        let client = ApiClient::new(&s).unwrap();
+        let uri = client.uri("/bounces", None).unwrap();
+        let r = client.request(Method::POST, uri, Some(b"{}".to_vec()), false);
+        assert_eq!(r.uri().to_string(), "http://localhost:3000/api/bounces");
+        let h = r.headers();
+        assert_eq!(h[AUTHORIZATION], "Bearer s3cret");
+        assert!(h[AUTHORIZATION].is_sensitive());
+        assert_eq!(h[CONTENT_TYPE], "application/json");
+        assert_eq!(h[ACCEPT], "*/*");
+        assert!(h.get(&IS_ANONYMOUS).is_none());
+
+        let uri = client
+            .uri("/subscriptions/1/unsubscribe", Some("a=b"))
+            .unwrap();
+        let r = client.request(Method::GET, uri, None, true);
+        assert_eq!(r.headers()[&IS_ANONYMOUS], "true");
+        assert!(r.headers().get(CONTENT_TYPE).is_none());
+
+        // User info in the URL is sent as Basic credentials (as reqwest did), in place of
+        // the token, and never in the URI.
+        let s = Settings::from_toml_str(
+            "internal_http_host = 'http://user:p%40ss@localhost:3000'\n\
+             [api]\naccess_token = 'Bearer s3cret'\n",
+        )
+        .unwrap();
+        let client = ApiClient::new(&s).unwrap();
+        assert_eq!(client.base(), "http://localhost:3000/api");
+        let uri = client.uri("/bounces", None).unwrap();
+        let r = client.request(Method::GET, uri, None, false);
+        assert_eq!(r.uri().to_string(), "http://localhost:3000/api/bounces");
+        // base64("user:p@ss")
+        assert_eq!(r.headers()[AUTHORIZATION], "Basic dXNlcjpwQHNz");
+        assert!(r.headers()[AUTHORIZATION].is_sensitive());
+    }
+
+    /// A raw HTTP/1.1 server on loopback that answers every request on a connection with
+    /// `answer`, counting the connections it accepts. Requests must have no body.
+    async fn raw_server(answer: &'static [u8]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    loop {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                        while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
+                            seen.drain(..end + 4);
+                            if stream.write_all(answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        (host, accepted)
+    }
+
+    fn client_for(host: &str, api: &str) -> ApiClient {
+        let s = Settings::from_toml_str(&format!("internal_http_host = '{host}'\n[api]\n{api}\n"))
+            .unwrap();
+        ApiClient::new(&s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn connections_are_kept_alive_and_reused() {
+        let (host, accepted) = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n[]",
+        )
+        .await;
+        let client = client_for(&host, "");
+        for _ in 0..3 {
+            assert!(
+                client
+                    .find_active_bounces("a@b.example")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+        }
+        assert_eq!(
+            client.probe("/subscriptions", "x=1").await,
+            Ok(StatusCode::OK)
+        );
+        // An answer whose body is not read (the unsubscribe call's) keeps it too.
+        assert_eq!(
+            client
+                .unsubscribe("1", "c", "a@b.example", false)
+                .await
+                .unwrap(),
+            UnsubscribeOutcome::Done
+        );
+        assert!(
+            client
+                .find_active_bounces("a@b.example")
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn redirects_are_answers_not_followed() {
+        let (host, accepted) = raw_server(
+            b"HTTP/1.1 302 Found\r\nlocation: /api/bounces?err=Forbidden\r\ncontent-length: 0\r\n\r\n",
+        )
+        .await;
+        let client = client_for(&host, "");
+        assert_eq!(
+            client
+                .unsubscribe("1", "c", "a@b.example", true)
+                .await
+                .unwrap(),
+            UnsubscribeOutcome::RefusedByRedirect {
+                err: "Forbidden".to_string()
+            }
+        );
+        let e = client.find_active_bounces("a@b.example").await.unwrap_err();
+        assert_eq!(e.status(), Some(302), "{e}");
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn the_timeout_covers_reading_the_body() {
+        // The head arrives at once; the body never completes.
+        let (host, _) = raw_server(
+            b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n[",
+        )
+        .await;
+        let client = client_for(&host, "timeout_ms = 300");
+        let started = Instant::now();
+        let e = client.find_active_bounces("a@b.example").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ApiError::Timeout {
+                    timeout_ms: 300,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn errors_hold_neither_the_query_nor_the_token() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let host = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let client = client_for(&host, "access_token = 'Bearer s3cret'");
+        let e = client
+            .unsubscribe("1", "c0de", "a@b.example", false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("cannot reach") && e.contains("/subscriptions/1/unsubscribe"),
+            "{e}"
+        );
+        for secret in ["c0de", "s3cret", "b.example", "?"] {
+            assert!(!e.contains(secret), "{secret} in {e}");
+        }
+        let e = client
+            .probe("/subscriptions", "filter=c0de")
+            .await
+            .unwrap_err();
+        assert!(!e.contains("c0de") && !e.contains("s3cret"), "{e}");
     }
 }

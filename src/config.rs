@@ -479,7 +479,7 @@ impl Settings {
         }
         let host = &self.internal_http_host;
         if !(host.starts_with("http://") || host.starts_with("https://"))
-            || reqwest::Url::parse(host).is_err()
+            || url::Url::parse(host).is_err()
         {
             return Err(ConfigError::invalid(
                 "internal_http_host",

@@ -152,7 +152,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     }
     let metrics = Arc::new(Metrics::new());
     let api = ApiClient::new(&settings)?.with_metrics(metrics.clone());
-    let probe = HttpApiProbe::from_settings(&settings, api.http().clone())?;
+    let probe = HttpApiProbe::from_settings(&settings, api.clone());
     let readiness = Arc::new(Readiness::new(probe));
     // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
     let ops_listener = ops::bind(&settings.operations).await?;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::future::BoxFuture;
@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::api::ApiClient;
 use crate::config::{OperationsSettings, Settings};
 use crate::metrics::Metrics;
 
@@ -47,14 +48,6 @@ pub enum OpsError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error(
-        "api.access_token is not usable as an HTTP Authorization header value (control characters or non-ASCII?)"
-    )]
-    InvalidAccessToken,
-    #[error(
-        "the API base URL {url:?} (internal_http_host + rest_api_root) is not a valid URL: {reason}"
-    )]
-    InvalidApiUrl { url: String, reason: String },
 }
 
 /// Checks whether the notification service API answers. `Err` carries the reason shown by
@@ -156,8 +149,9 @@ impl Readiness {
     }
 }
 
-/// Probes the API over HTTP: `GET {api_base}/subscriptions?filter={"limit":1,...}` with the
-/// configured `Authorization` header.
+/// Probes the API over HTTP: `GET {api_base}/subscriptions?filter={"limit":1,...}` through
+/// the [`ApiClient`] the flows use ([`ApiClient::probe`]), so with the same connections,
+/// TLS set-up (client certificate, CA bundle) and `Authorization` header.
 ///
 /// Any answer below 500 means the API is up. `401` and `403` mean our credentials (access
 /// token, client certificate or admin address) are not accepted: not ready, with that
@@ -165,85 +159,42 @@ impl Readiness {
 /// otherwise, since list-unsubscribe works anonymously.
 #[derive(Debug, Clone)]
 pub struct HttpApiProbe {
-    client: reqwest::Client,
-    url: reqwest::Url,
+    api: ApiClient,
+    /// The encoded query of the probe request.
+    query: String,
     /// The URL as shown in reasons: no user info, no query.
     shown_url: String,
-    authorization: Option<HeaderValue>,
     credentials_required: bool,
 }
 
 impl HttpApiProbe {
-    /// `client` should be the one the flows use, so the probe goes through the same TLS
-    /// set-up (client certificate, CA bundle). `access_token` is sent verbatim as the
-    /// `Authorization` header when not empty.
-    pub fn new(
-        client: reqwest::Client,
-        api_base: &str,
-        access_token: &str,
-        credentials_required: bool,
-    ) -> Result<HttpApiProbe, OpsError> {
+    /// A probe that calls the API through `api`.
+    pub fn new(api: ApiClient, credentials_required: bool) -> HttpApiProbe {
         let filter = r#"{"limit":1,"fields":{"id":true}}"#;
-        let text = format!(
-            "{}/subscriptions?filter={}",
-            api_base.trim_end_matches('/'),
-            utf8_percent_encode(filter, NON_ALPHANUMERIC)
-        );
-        let url = reqwest::Url::parse(&text).map_err(|e| OpsError::InvalidApiUrl {
-            url: api_base.to_string(),
-            reason: e.to_string(),
-        })?;
-        let mut shown = url.clone();
-        // Only fails for URLs that cannot carry user info, which then have none to hide.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        shown.set_query(None);
-        let authorization = if access_token.is_empty() {
-            None
-        } else {
-            let mut v =
-                HeaderValue::from_str(access_token).map_err(|_| OpsError::InvalidAccessToken)?;
-            v.set_sensitive(true);
-            Some(v)
-        };
-        Ok(HttpApiProbe {
-            client,
-            url,
-            shown_url: shown.to_string(),
-            authorization,
+        HttpApiProbe {
+            query: format!("filter={}", utf8_percent_encode(filter, NON_ALPHANUMERIC)),
+            shown_url: format!("{}{PROBE_PATH}", api.base()),
+            api,
             credentials_required,
-        })
+        }
     }
 
-    /// From the settings: the API base, `api.access_token`, and credentials required when
-    /// `bounce.enabled`.
-    pub fn from_settings(
-        settings: &Settings,
-        client: reqwest::Client,
-    ) -> Result<HttpApiProbe, OpsError> {
-        Self::new(
-            client,
-            &settings.api_base(),
-            &settings.api.access_token,
-            settings.bounce.enabled,
-        )
+    /// From the settings: credentials required when `bounce.enabled`.
+    pub fn from_settings(settings: &Settings, api: ApiClient) -> HttpApiProbe {
+        Self::new(api, settings.bounce.enabled)
     }
 
     async fn run(&self) -> Result<(), String> {
-        let mut req = self.client.get(self.url.clone());
-        if let Some(v) = &self.authorization {
-            req = req.header(header::AUTHORIZATION, v.clone());
-        }
-        let status = match req.send().await {
-            Ok(resp) => resp.status(),
-            Err(e) => {
-                return Err(format!(
-                    "the notification service API at {} is unreachable: {}",
-                    self.shown_url,
-                    error_chain(&e.without_url())
-                ));
-            }
-        };
+        let status = self
+            .api
+            .probe(PROBE_PATH, &self.query)
+            .await
+            .map_err(|detail| {
+                format!(
+                    "the notification service API at {} is unreachable: {detail}",
+                    self.shown_url
+                )
+            })?;
         match status.as_u16() {
             401 | 403 if self.credentials_required => Err(format!(
                 "the notification service API at {} refused our credentials (HTTP {}): check api.access_token, api.client_cert or NotifyBC's adminIps",
@@ -260,25 +211,13 @@ impl HttpApiProbe {
     }
 }
 
+/// The path the probe requests, under the API base.
+const PROBE_PATH: &str = "/subscriptions";
+
 impl ApiProbe for HttpApiProbe {
     fn probe(&self) -> BoxFuture<'_, Result<(), String>> {
         Box::pin(self.run())
     }
-}
-
-/// An error and its causes, `: `-separated ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.contains(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
 }
 
 /// What the handlers share.
@@ -400,26 +339,16 @@ mod tests {
     }
 
     #[test]
-    fn probe_url_and_shown_url() {
-        let p = HttpApiProbe::new(
-            reqwest::Client::new(),
-            "http://user:pw@localhost:3000/api/",
-            "",
-            true,
+    fn probe_query_and_shown_url() {
+        let settings = Settings::from_toml_str(
+            "internal_http_host = 'http://user:pw@localhost:3000'\nrest_api_root = '/api/'\n",
         )
         .unwrap();
+        let p = HttpApiProbe::new(ApiClient::new(&settings).unwrap(), true);
         assert_eq!(
-            p.url.as_str(),
-            "http://user:pw@localhost:3000/api/subscriptions?filter=%7B%22limit%22%3A1%2C%22fields%22%3A%7B%22id%22%3Atrue%7D%7D"
+            p.query,
+            "filter=%7B%22limit%22%3A1%2C%22fields%22%3A%7B%22id%22%3Atrue%7D%7D"
         );
         assert_eq!(p.shown_url, "http://localhost:3000/api/subscriptions");
-        assert!(matches!(
-            HttpApiProbe::new(reqwest::Client::new(), "http://x/api", "a\nb", true),
-            Err(OpsError::InvalidAccessToken)
-        ));
-        assert!(matches!(
-            HttpApiProbe::new(reqwest::Client::new(), "not a url", "", true),
-            Err(OpsError::InvalidApiUrl { .. })
-        ));
     }
 }

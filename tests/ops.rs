@@ -10,6 +10,8 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
+use notify_inbound::api::ApiClient;
+use notify_inbound::config::Settings;
 use notify_inbound::metrics::{ApiEndpoint, CommandClass, Metrics, RejectReason};
 use notify_inbound::ops::{self, HttpApiProbe, OpsState, Readiness};
 use tokio::net::TcpListener;
@@ -62,14 +64,14 @@ struct Ops {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-async fn start_ops(api_base: &str, credentials_required: bool, cache_for: Duration) -> Ops {
-    let probe = HttpApiProbe::new(
-        reqwest::Client::new(),
-        api_base,
-        TOKEN,
-        credentials_required,
-    )
+/// The operations endpoint, its readiness probing the API at `api_host` (root `/api`)
+/// through an [`ApiClient`] that sends [`TOKEN`].
+async fn start_ops(api_host: &str, credentials_required: bool, cache_for: Duration) -> Ops {
+    let settings = Settings::from_toml_str(&format!(
+        "internal_http_host = '{api_host}'\nrest_api_root = '/api'\n[api]\naccess_token = '{TOKEN}'\n"
+    ))
     .unwrap();
+    let probe = HttpApiProbe::new(ApiClient::new(&settings).unwrap(), credentials_required);
     let readiness = Arc::new(Readiness::with_timing(
         probe,
         cache_for,
@@ -104,7 +106,7 @@ async fn get_text(url: &str) -> (u16, String) {
 #[tokio::test]
 async fn healthz_answers_ok_even_when_not_ready() {
     let (api, _s) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}/api"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
     assert_eq!(
         get_text(&format!("{}/healthz", ops.base)).await,
         (200, "ok\n".to_string())
@@ -116,7 +118,7 @@ async fn healthz_answers_ok_even_when_not_ready() {
 #[tokio::test]
 async fn readyz_follows_listeners_and_the_api() {
     let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}/api"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
     let url = format!("{}/readyz", ops.base);
 
     let (code, body) = get_text(&url).await;
@@ -169,7 +171,7 @@ async fn readyz_follows_listeners_and_the_api() {
 #[tokio::test]
 async fn forbidden_is_ready_when_credentials_are_not_required() {
     let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}/api"), false, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), false, Duration::ZERO).await;
     ops.readiness.set_listeners_ready(true);
     stand_in.status.store(403, Ordering::SeqCst);
     assert_eq!(get_text(&format!("{}/readyz", ops.base)).await.0, 200);
@@ -182,7 +184,7 @@ async fn readyz_reports_an_unreachable_api() {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let ops = start_ops(&format!("http://{closed}/api"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{closed}"), true, Duration::ZERO).await;
     ops.readiness.set_listeners_ready(true);
     let (code, body) = get_text(&format!("{}/readyz", ops.base)).await;
     assert_eq!(code, 503);
@@ -196,12 +198,7 @@ async fn readyz_reports_an_unreachable_api() {
 #[tokio::test]
 async fn readyz_reuses_a_recent_probe_result() {
     let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(
-        &format!("http://{api}/api"),
-        true,
-        Duration::from_secs(3600),
-    )
-    .await;
+    let ops = start_ops(&format!("http://{api}"), true, Duration::from_secs(3600)).await;
     ops.readiness.set_listeners_ready(true);
     let url = format!("{}/readyz", ops.base);
     assert_eq!(get_text(&url).await.0, 200);
@@ -214,7 +211,7 @@ async fn readyz_reuses_a_recent_probe_result() {
 #[tokio::test]
 async fn metrics_are_served_in_the_prometheus_text_format() {
     let (api, _s) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}/api"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
     let l = ops.metrics.listener("127.0.0.1:2525");
     let _open = l.connection_opened();
     ops.metrics.connection_rejected(RejectReason::NotAllowed);
@@ -264,7 +261,7 @@ async fn metrics_are_served_in_the_prometheus_text_format() {
 #[tokio::test]
 async fn serve_returns_after_shutdown() {
     let (api, _s) = start_stand_in().await;
-    let mut ops = start_ops(&format!("http://{api}/api"), true, Duration::ZERO).await;
+    let mut ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
     assert_eq!(get_text(&format!("{}/healthz", ops.base)).await.0, 200);
     ops.stop.take().unwrap().send(()).unwrap();
     // The bound only keeps a broken shutdown from hanging the suite.
