@@ -20,6 +20,11 @@ mod fast_api;
 
 use std::net::SocketAddr;
 
+/// The fake shares the cores with the server it feeds in a load run: the same allocator
+/// keeps its share small.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn usage() -> ! {
     eprintln!(
         "usage: fake_notifybc [--listen ADDR:PORT] [--forgetful] [--workers N] [--subscription ID,ADDRESS,CODE]... [--subscriptions N]"

@@ -570,30 +570,41 @@ fn kept_messages(v: Option<&Value>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The body of `POST /bounces`, read without copying: `bounceMessages` is checked to be
+/// JSON and turned into values only when records are kept.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct NewBounceBody<'a> {
+    #[serde(borrow)]
+    user_channel_id: std::borrow::Cow<'a, str>,
+    #[serde(default)]
+    hard_bounce_count: u64,
+    #[serde(borrow)]
+    bounce_messages: Option<&'a serde_json::value::RawValue>,
+}
+
 async fn create_bounce(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
     let _call = state.begin().await;
     count(&state.calls.create_bounce);
-    let Ok(Value::Object(b)) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(b) = serde_json::from_slice::<NewBounceBody>(&body) else {
         return refuse(&state, StatusCode::BAD_REQUEST);
     };
-    let Some(address) = b.get("userChannelId").and_then(Value::as_str) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+    let messages = if state.forgetful {
+        Vec::new()
+    } else {
+        let items = b
+            .bounce_messages
+            .and_then(|raw| serde_json::from_str::<Value>(raw.get()).ok());
+        kept_messages(items.as_ref())
     };
     let mut r = state.records();
     r.next_bounce += 1;
     let record = BounceRecord {
         id: r.next_bounce,
-        address: address.to_string(),
+        address: b.user_channel_id.into_owned(),
         state: "active".to_string(),
-        hard_bounce_count: b
-            .get("hardBounceCount")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        messages: if state.forgetful {
-            Vec::new()
-        } else {
-            kept_messages(b.get("bounceMessages"))
-        },
+        hard_bounce_count: b.hard_bounce_count,
+        messages,
     };
     let answer = bounce_json(&record);
     if !state.forgetful {
