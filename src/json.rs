@@ -35,8 +35,14 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
             }
         };
         out.extend_from_slice(&bytes[start..at]);
-        push_escape(out, bytes[at]);
-        i = at + 1;
+        // Mail lines end in CRLF: one step for the pair.
+        if bytes[at] == b'\r' && bytes.get(at + 1) == Some(&b'\n') {
+            out.extend_from_slice(b"\\r\\n");
+            i = at + 2;
+        } else {
+            push_escape(out, bytes[at]);
+            i = at + 1;
+        }
         start = i;
     }
     out.extend_from_slice(&bytes[start..]);
@@ -140,7 +146,7 @@ mod tests {
             }
         }
         // Pairs, so that a byte next to one to escape is seen where a borrow reaches it.
-        for a in [0u8, 1, b'\n', b'"', b'\\', 0x1f, b' ', b'#', b']'] {
+        for a in [0u8, 1, b'\r', b'\n', b'"', b'\\', 0x1f, b' ', b'#', b']'] {
             for b in 0u8..128 {
                 cases.push(format!("ab{}{}cdefghijk", char::from(a), char::from(b)));
             }

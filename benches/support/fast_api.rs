@@ -410,9 +410,13 @@ fn params(raw: Option<&str>) -> HashMap<String, String> {
     out
 }
 
-/// The `where` object of `?filter=`.
+/// The `where` object of `?filter=` (the only parameter the find calls send; the others,
+/// if any, are not decoded).
 fn where_of(raw: Option<&str>) -> Option<Map<String, Value>> {
-    let filter = params(raw).remove("filter")?;
+    let encoded = raw?
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("filter="))?;
+    let filter = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
     match serde_json::from_str::<Value>(&filter).ok()? {
         Value::Object(mut o) => match o.remove("where")? {
             Value::Object(w) => Some(w),
