@@ -74,17 +74,19 @@ fn path_segment(value: &str) -> Result<String, ApiError> {
             value: value.to_string(),
         });
     }
-    Ok(utf8_percent_encode(value, URI_COMPONENT).to_string())
+    Ok(utf8_percent_encode(value, URI_COMPONENT).collect())
 }
 
 /// Encodes one query component (a value after `=`).
 fn query_component(value: &str) -> String {
-    utf8_percent_encode(value, URI_COMPONENT).to_string()
+    // Collected piece by piece: `to_string` would go through the formatting machinery
+    // once per escaped character, and a filter is mostly escaped characters.
+    utf8_percent_encode(value, URI_COMPONENT).collect()
 }
 
 /// A JSON string literal for `value` (quotes and escapes included).
 fn json_string(value: &str) -> String {
-    Value::String(value.to_string()).to_string()
+    json::string(value)
 }
 
 /// What went wrong with a call; each message says what to check.

@@ -49,6 +49,14 @@ pub fn push_string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
 }
 
+/// `s` as a JSON string literal, quotes included (see [`push_string`]).
+pub fn string(s: &str) -> String {
+    let mut out = Vec::with_capacity(s.len() + 2);
+    push_string(&mut out, s);
+    // Escaping adds only ASCII to valid UTF-8, so the conversion cannot fail.
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
 fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
@@ -121,12 +129,6 @@ pub fn push_value(out: &mut Vec<u8>, value: &Value) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    fn string(s: &str) -> String {
-        let mut out = Vec::new();
-        push_string(&mut out, s);
-        String::from_utf8(out).unwrap()
-    }
 
     #[test]
     fn strings_are_escaped_as_serde_json_escapes_them() {

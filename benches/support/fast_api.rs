@@ -416,7 +416,9 @@ fn where_of(raw: Option<&str>) -> Option<Map<String, Value>> {
     let encoded = raw?
         .split('&')
         .find_map(|pair| pair.strip_prefix("filter="))?;
-    let filter = percent_encoding::percent_decode_str(encoded).decode_utf8().ok()?;
+    let filter = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .ok()?;
     match serde_json::from_str::<Value>(&filter).ok()? {
         Value::Object(mut o) => match o.remove("where")? {
             Value::Object(w) => Some(w),
