@@ -1,7 +1,7 @@
 //! A fast fake of the NotifyBC API for benchmarks and load runs: real HTTP/1.1 on
-//! loopback (axum), so the API client's whole cost is counted, with NotifyBC's semantics
-//! for exactly the calls the `un` and `bn` flows make, and hash-map look-ups so the fake
-//! stays cheap next to the server it feeds.
+//! loopback, so the API client's whole cost is counted, with NotifyBC's semantics for
+//! exactly the calls the `un` and `bn` flows make, and hash-map look-ups so the fake stays
+//! cheap next to the server it feeds (in a load run it shares the cores with it).
 //!
 //! - `GET /api/subscriptions/{id}/unsubscribe?unsubscriptionCode=..&userChannelId=..`
 //!   (`&additionalServices=_all`): 404 for an unknown id; 403 unless the subscription is
@@ -22,22 +22,23 @@
 //! unsubscribe leaves the subscription confirmed and bounce records are never found, so
 //! every message takes the path of a first message. `GET /_stats` answers the counters as
 //! JSON.
+//!
+//! The transport is a minimal HTTP/1.1 server of its own on tokio, with `httparse` for the
+//! request heads: keep-alive connections whose requests are answered in turn, request
+//! bodies by `Content-Length` only (a `Transfer-Encoding` or a malformed head is answered
+//! 400 and the connection closed), answers with `Content-Length`, and the connection closed
+//! after answering an HTTP/1.0 request or one with `Connection: close`.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::task::{Context, Poll};
+use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use serde_json::{Map, Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// A subscription as the fake keeps it.
 #[derive(Debug, Clone)]
@@ -222,7 +223,7 @@ impl ApiState {
     }
 
     /// Every call is answered only after `delay` (a slow service).
-    pub fn set_delay(&self, delay: std::time::Duration) {
+    pub fn set_delay(&self, delay: Duration) {
         self.delay_us
             .store(delay.as_micros() as u64, Ordering::Relaxed);
     }
@@ -235,7 +236,7 @@ impl ApiState {
         let guard = InFlight(self.clone());
         let delay = self.delay_us.load(Ordering::Relaxed);
         if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_micros(delay)).await;
+            tokio::time::sleep(Duration::from_micros(delay)).await;
         }
         guard
     }
@@ -259,17 +260,10 @@ pub struct FastApi {
 impl FastApi {
     /// Serves on `addr` (port 0 for a free one) until dropped.
     pub async fn start(addr: SocketAddr, forgetful: bool) -> std::io::Result<FastApi> {
-        let tcp = tokio::net::TcpListener::bind(addr).await?;
+        let tcp = TcpListener::bind(addr).await?;
         let addr = tcp.local_addr()?;
         let state = ApiState::new(forgetful);
-        let listener = CountingListener {
-            tcp,
-            state: state.clone(),
-        };
-        let app = router(state.clone());
-        let task = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
+        let task = tokio::spawn(accept(tcp, state.clone()));
         Ok(FastApi { addr, state, task })
     }
 
@@ -285,114 +279,361 @@ impl Drop for FastApi {
     }
 }
 
-/// Counts the connections it accepts and those open at once.
-struct CountingListener {
-    tcp: tokio::net::TcpListener,
-    state: Arc<ApiState>,
+/// Accepts connections, counting them and those open at once, each served by a task of
+/// its own.
+async fn accept(listener: TcpListener, state: Arc<ApiState>) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            // Out of descriptors and the like: let the other side finish something.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let c = &state.calls;
+        count(&c.connections);
+        let open = c.open.fetch_add(1, Ordering::Relaxed) + 1;
+        c.max_open.fetch_max(open, Ordering::Relaxed);
+        tokio::spawn(serve(tcp, Open(state.clone())));
+    }
 }
 
-impl axum::serve::Listener for CountingListener {
-    type Io = CountedStream;
-    type Addr = SocketAddr;
+/// An open connection, counted out of the open ones when it ends.
+struct Open(Arc<ApiState>);
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, peer)) = self.tcp.accept().await else {
-                // Out of descriptors and the like: let the other side finish something.
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let c = &self.state.calls;
-            count(&c.connections);
-            let open = c.open.fetch_add(1, Ordering::Relaxed) + 1;
-            c.max_open.fetch_max(open, Ordering::Relaxed);
-            let stream = CountedStream {
-                tcp,
-                state: self.state.clone(),
-            };
-            return (stream, peer);
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.calls.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Room made in the read buffer before each read.
+const READ_SIZE: usize = 8 * 1024;
+/// The largest request head, request body and number of header fields accepted.
+const MAX_HEAD: usize = 64 * 1024;
+const MAX_BODY: usize = 16 * 1024 * 1024;
+const MAX_HEADERS: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Get,
+    Post,
+    Patch,
+    Other,
+}
+
+/// What a connection keeps of a request head once it is parsed (the target is copied out,
+/// so that the buffer can take the body).
+#[derive(Debug)]
+struct Head {
+    /// Bytes of the head, up to and with the empty line.
+    len: usize,
+    method: Method,
+    content_length: usize,
+    /// HTTP/1.0 or `Connection: close`: the connection is closed after the answer.
+    close: bool,
+    /// `is_anonymous: true` (the first such field).
+    anonymous: bool,
+    expect_continue: bool,
+}
+
+/// Parses the request head at the start of `buf` and copies its target into `target`:
+/// `Ok(None)` while it is incomplete, `Err` for a head that is malformed, has too many
+/// fields, a `Transfer-Encoding`, or a missing-digit, conflicting or too large
+/// `Content-Length`.
+fn parse_head(buf: &[u8], target: &mut String) -> Result<Option<Head>, ()> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut request = httparse::Request::new(&mut fields);
+    let len = match request.parse(buf) {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let method = match request.method {
+        Some("GET") => Method::Get,
+        Some("POST") => Method::Post,
+        Some("PATCH") => Method::Patch,
+        _ => Method::Other,
+    };
+    let mut head = Head {
+        len,
+        method,
+        content_length: 0,
+        close: request.version != Some(1),
+        anonymous: false,
+        expect_continue: false,
+    };
+    let mut length = None;
+    let mut anonymous = None;
+    for field in request.headers.iter() {
+        let name = field.name;
+        if name.eq_ignore_ascii_case("content-length") {
+            let n = decimal(field.value).ok_or(())?;
+            if length.is_some_and(|m| m != n) {
+                return Err(());
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            return Err(());
+        } else if name.eq_ignore_ascii_case("connection") {
+            head.close |= field
+                .value
+                .split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"));
+        } else if name.eq_ignore_ascii_case("is_anonymous") {
+            anonymous.get_or_insert(field.value == b"true");
+        } else if name.eq_ignore_ascii_case("expect") {
+            head.expect_continue = field.value.eq_ignore_ascii_case(b"100-continue");
         }
     }
+    head.content_length = length.unwrap_or(0);
+    if head.content_length > MAX_BODY {
+        return Err(());
+    }
+    head.anonymous = anonymous.unwrap_or(false);
+    target.clear();
+    target.push_str(request.path.unwrap_or_default());
+    Ok(Some(head))
+}
 
-    fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.tcp.local_addr()
+/// A `Content-Length` value: decimal digits only.
+fn decimal(value: &[u8]) -> Option<usize> {
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0usize, |n, &b| {
+        if b.is_ascii_digit() {
+            n.checked_mul(10)?.checked_add(usize::from(b - b'0'))
+        } else {
+            None
+        }
+    })
+}
+
+/// Reads more of the connection into `buf`; false at its end or on an error.
+async fn read_more(tcp: &mut TcpStream, buf: &mut Vec<u8>) -> bool {
+    if buf.capacity() - buf.len() < READ_SIZE / 2 {
+        buf.reserve(READ_SIZE);
+    }
+    matches!(tcp.read_buf(buf).await, Ok(n) if n > 0)
+}
+
+/// Serves the requests of one connection in turn until it closes, one asks for the close,
+/// or one cannot be read (400, then the close).
+async fn serve(mut tcp: TcpStream, open: Open) {
+    let state = &open.0;
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_SIZE);
+    let mut out: Vec<u8> = Vec::with_capacity(1024);
+    let mut target = String::new();
+    loop {
+        let head = loop {
+            if !buf.is_empty() {
+                match parse_head(&buf, &mut target) {
+                    Ok(Some(head)) => break head,
+                    Ok(None) if buf.len() <= MAX_HEAD => {}
+                    _ => return refuse_connection(tcp, state, &mut out).await,
+                }
+            }
+            if !read_more(&mut tcp, &mut buf).await {
+                return;
+            }
+        };
+        let end = head.len + head.content_length;
+        if buf.len() < end {
+            if head.expect_continue && tcp.write_all(CONTINUE).await.is_err() {
+                return;
+            }
+            buf.reserve(end - buf.len());
+            while buf.len() < end {
+                if !read_more(&mut tcp, &mut buf).await {
+                    return;
+                }
+            }
+        }
+        let (status, body) = answer(
+            state,
+            head.method,
+            &target,
+            head.anonymous,
+            &buf[head.len..end],
+        )
+        .await;
+        respond(&mut out, status, &body, head.close);
+        if tcp.write_all(&out).await.is_err() {
+            return;
+        }
+        if head.close {
+            let _ = tcp.shutdown().await;
+            return;
+        }
+        if buf.len() == end {
+            buf.clear();
+        } else {
+            buf.drain(..end);
+        }
     }
 }
 
-/// A connection that counts itself out of the open ones when dropped.
-pub struct CountedStream {
-    tcp: tokio::net::TcpStream,
-    state: Arc<ApiState>,
-}
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-impl Drop for CountedStream {
-    fn drop(&mut self) {
-        self.state.calls.open.fetch_sub(1, Ordering::Relaxed);
+/// Answers a request that cannot be read with 400 and closes the connection.
+async fn refuse_connection(mut tcp: TcpStream, state: &ApiState, out: &mut Vec<u8>) {
+    count(&state.calls.refused);
+    respond(out, Status::BadRequest, b"", true);
+    if tcp.write_all(out).await.is_ok() && tcp.shutdown().await.is_ok() {
+        // Take what the client still sends for a moment, so that closing with unread
+        // input does not reset the connection before the client has read the answer.
+        let mut sink = [0u8; 4096];
+        let drain = async { while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {} };
+        let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
     }
 }
 
-impl tokio::io::AsyncRead for CountedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_read(cx, buf)
+/// The status of an answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    NoContent,
+    BadRequest,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+}
+
+impl Status {
+    /// The status line's code and reason phrase.
+    fn line(self) -> &'static [u8] {
+        match self {
+            Status::Ok => b"200 OK",
+            Status::NoContent => b"204 No Content",
+            Status::BadRequest => b"400 Bad Request",
+            Status::Forbidden => b"403 Forbidden",
+            Status::NotFound => b"404 Not Found",
+            Status::MethodNotAllowed => b"405 Method Not Allowed",
+        }
     }
 }
 
-impl tokio::io::AsyncWrite for CountedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write(cx, buf)
-    }
+/// A status and a body: JSON, or empty.
+type Answer = (Status, Vec<u8>);
 
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.tcp).poll_write_vectored(cx, bufs)
+/// Writes the whole answer into `out`: the head, with `Content-Type` for a body and
+/// `Content-Length` (not for 204), then the body.
+fn respond(out: &mut Vec<u8>, status: Status, body: &[u8], close: bool) {
+    debug_assert!(status != Status::NoContent || body.is_empty());
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.line());
+    out.extend_from_slice(b"\r\n");
+    if !body.is_empty() {
+        out.extend_from_slice(b"Content-Type: application/json\r\n");
     }
-
-    fn is_write_vectored(&self) -> bool {
-        self.tcp.is_write_vectored()
+    if status != Status::NoContent {
+        out.extend_from_slice(b"Content-Length: ");
+        push_u64(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
     }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_flush(cx)
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
     }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.tcp).poll_shutdown(cx)
+/// The calls the fake answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route<'a> {
+    FindSubscriptions,
+    Unsubscribe(&'a str),
+    FindBounces,
+    CreateBounce,
+    PatchBounce(&'a str),
+    Stats,
+}
+
+/// The route of a method and path: 404 for an unknown path, 405 for a method the path
+/// does not take.
+fn route<'a>(method: Method, path: &'a str) -> Result<Route<'a>, Status> {
+    let only = |m: Method, r: Route<'a>| {
+        if method == m {
+            Ok(r)
+        } else {
+            Err(Status::MethodNotAllowed)
+        }
+    };
+    let segment = |s: &&str| !s.is_empty() && !s.contains('/');
+    match path {
+        "/api/subscriptions" => only(Method::Get, Route::FindSubscriptions),
+        "/api/bounces" => match method {
+            Method::Get => Ok(Route::FindBounces),
+            Method::Post => Ok(Route::CreateBounce),
+            _ => Err(Status::MethodNotAllowed),
+        },
+        "/_stats" => only(Method::Get, Route::Stats),
+        _ => {
+            if let Some(id) = path
+                .strip_prefix("/api/subscriptions/")
+                .and_then(|rest| rest.strip_suffix("/unsubscribe"))
+                .filter(segment)
+            {
+                only(Method::Get, Route::Unsubscribe(id))
+            } else if let Some(id) = path.strip_prefix("/api/bounces/").filter(segment) {
+                only(Method::Patch, Route::PatchBounce(id))
+            } else {
+                Err(Status::NotFound)
+            }
+        }
     }
 }
 
-fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
-        .route("/api/subscriptions", get(find_subscriptions))
-        .route("/api/subscriptions/{id}/unsubscribe", get(unsubscribe))
-        .route("/api/bounces", get(find_bounces).post(create_bounce))
-        .route("/api/bounces/{id}", axum::routing::patch(patch_bounce))
-        .route("/_stats", get(stats))
-        .with_state(state)
+/// Answers one request. Every call but `/_stats` is counted in flight and waits the
+/// configured delay first.
+async fn answer(
+    state: &Arc<ApiState>,
+    method: Method,
+    target: &str,
+    anonymous: bool,
+    body: &[u8],
+) -> Answer {
+    let (path, query) = match target.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (target, None),
+    };
+    let route = match route(method, path) {
+        Ok(route) => route,
+        Err(status) => return (status, Vec::new()),
+    };
+    if route == Route::Stats {
+        return stats(state);
+    }
+    let _call = state.begin().await;
+    match route {
+        Route::FindSubscriptions => find_subscriptions(state, query),
+        Route::Unsubscribe(id) => match path_segment(id) {
+            Some(id) => unsubscribe(state, &id, query, anonymous),
+            None => refuse(state, Status::BadRequest),
+        },
+        Route::FindBounces => find_bounces(state, query),
+        Route::CreateBounce => create_bounce(state, body),
+        Route::PatchBounce(id) => match path_segment(id) {
+            Some(id) => patch_bounce(state, &id, body),
+            None => refuse(state, Status::BadRequest),
+        },
+        Route::Stats => stats(state),
+    }
+}
+
+/// A path parameter, percent-decoded; `None` unless UTF-8.
+fn path_segment(raw: &str) -> Option<std::borrow::Cow<'_, str>> {
+    percent_encoding::percent_decode_str(raw).decode_utf8().ok()
 }
 
 fn count(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
 
-fn refuse(state: &ApiState, status: StatusCode) -> Response {
+fn refuse(state: &ApiState, status: Status) -> Answer {
     count(&state.calls.refused);
-    status.into_response()
-}
-
-fn json_response(body: Vec<u8>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], body).into_response()
+    (status, Vec::new())
 }
 
 /// The query parameters, percent-decoded (`+` is a space, as in a form).
@@ -428,15 +669,70 @@ fn where_of(raw: Option<&str>) -> Option<Map<String, Value>> {
     }
 }
 
-fn sub_json(id: &str, s: &Sub) -> Value {
-    json!({
-        "id": id,
-        "serviceName": "bench",
-        "channel": "email",
-        "userChannelId": s.address,
-        "state": s.state,
-        "unsubscriptionCode": s.code,
-    })
+/// Appends `s` as a JSON string.
+fn push_str(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b >= 0x20 && b != b'"' && b != b'\\' {
+            continue;
+        }
+        out.extend_from_slice(&bytes[start..i]);
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]),
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
+/// Appends `n` in decimal.
+fn push_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends a comma unless `out` is at the start of an array.
+fn push_separator(out: &mut Vec<u8>) {
+    if out.last() != Some(&b'[') {
+        out.push(b',');
+    }
+}
+
+fn push_sub(out: &mut Vec<u8>, id: &str, s: &Sub) {
+    out.extend_from_slice(b"{\"id\":");
+    push_str(out, id);
+    out.extend_from_slice(b",\"serviceName\":\"bench\",\"channel\":\"email\",\"userChannelId\":");
+    push_str(out, &s.address);
+    out.extend_from_slice(b",\"state\":");
+    push_str(out, s.state);
+    out.extend_from_slice(b",\"unsubscriptionCode\":");
+    push_str(out, &s.code);
+    out.push(b'}');
 }
 
 fn sub_matches(id: &str, s: &Sub, filter: &Map<String, Value>) -> bool {
@@ -453,58 +749,45 @@ fn sub_matches(id: &str, s: &Sub, filter: &Map<String, Value>) -> bool {
     })
 }
 
-async fn find_subscriptions(
-    State(state): State<Arc<ApiState>>,
-    RawQuery(query): RawQuery,
-) -> Response {
-    let _call = state.begin().await;
+fn find_subscriptions(state: &ApiState, query: Option<&str>) -> Answer {
     count(&state.calls.find_subscriptions);
-    let Some(filter) = where_of(query.as_deref()) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+    let Some(filter) = where_of(query) else {
+        return refuse(state, Status::BadRequest);
     };
-    let found: Vec<Value> = {
+    let mut body = Vec::with_capacity(256);
+    body.push(b'[');
+    {
         let r = state.records();
         match filter.get("id").and_then(Value::as_str) {
-            Some(id) => r
-                .subs
-                .get(id)
-                .filter(|s| sub_matches(id, s, &filter))
-                .map(|s| sub_json(id, s))
-                .into_iter()
-                .collect(),
-            None => r
-                .subs
-                .iter()
-                .filter(|(id, s)| sub_matches(id, s, &filter))
-                .map(|(id, s)| sub_json(id, s))
-                .collect(),
+            Some(id) => {
+                if let Some(s) = r.subs.get(id).filter(|s| sub_matches(id, s, &filter)) {
+                    push_sub(&mut body, id, s);
+                }
+            }
+            None => {
+                for (id, s) in r.subs.iter().filter(|(id, s)| sub_matches(id, s, &filter)) {
+                    push_separator(&mut body);
+                    push_sub(&mut body, id, s);
+                }
+            }
         }
-    };
-    json_response(serde_json::to_vec(&found).unwrap_or_default())
+    }
+    body.push(b']');
+    (Status::Ok, body)
 }
 
-async fn unsubscribe(
-    State(state): State<Arc<ApiState>>,
-    Path(id): Path<String>,
-    RawQuery(query): RawQuery,
-    headers: HeaderMap,
-) -> Response {
-    let _call = state.begin().await;
-    let p = params(query.as_deref());
+fn unsubscribe(state: &ApiState, id: &str, query: Option<&str>, anonymous: bool) -> Answer {
+    let p = params(query);
     let all = p.get("additionalServices").map(String::as_str) == Some("_all");
     count(if all {
         &state.calls.unsubscribe_all
     } else {
         &state.calls.unsubscribe
     });
-    let anonymous = headers
-        .get("is_anonymous")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == "true");
     let mut r = state.records();
-    let Some(sub) = r.subs.get_mut(&id) else {
+    let Some(sub) = r.subs.get_mut(id) else {
         drop(r);
-        return refuse(&state, StatusCode::NOT_FOUND);
+        return refuse(state, Status::NotFound);
     };
     let code_ok = !anonymous || p.get("unsubscriptionCode") == Some(&sub.code);
     let address_ok = !anonymous
@@ -512,56 +795,60 @@ async fn unsubscribe(
             .is_none_or(|a| a.eq_ignore_ascii_case(&sub.address));
     if sub.state != "confirmed" || !code_ok || !address_ok {
         drop(r);
-        return refuse(&state, StatusCode::FORBIDDEN);
+        return refuse(state, Status::Forbidden);
     }
     sub.unsubscribed += 1;
     if !state.forgetful {
         sub.state = "deleted";
     }
-    StatusCode::OK.into_response()
+    (Status::Ok, Vec::new())
 }
 
-fn bounce_json(b: &BounceRecord) -> Value {
-    json!({
-        "id": b.id.to_string(),
-        "channel": "email",
-        "userChannelId": b.address,
-        "state": b.state,
-        "hardBounceCount": b.hard_bounce_count,
-        "bounceMessages": b.messages,
-    })
+fn push_bounce(out: &mut Vec<u8>, b: &BounceRecord) {
+    out.extend_from_slice(b"{\"id\":\"");
+    push_u64(out, b.id);
+    out.extend_from_slice(b"\",\"channel\":\"email\",\"userChannelId\":");
+    push_str(out, &b.address);
+    out.extend_from_slice(b",\"state\":");
+    push_str(out, &b.state);
+    out.extend_from_slice(b",\"hardBounceCount\":");
+    push_u64(out, b.hard_bounce_count);
+    out.extend_from_slice(b",\"bounceMessages\":[");
+    for m in &b.messages {
+        push_separator(out);
+        // A `Value` always serialises.
+        let _ = serde_json::to_writer(&mut *out, m);
+    }
+    out.extend_from_slice(b"]}");
 }
 
-async fn find_bounces(State(state): State<Arc<ApiState>>, RawQuery(query): RawQuery) -> Response {
-    let _call = state.begin().await;
+fn find_bounces(state: &ApiState, query: Option<&str>) -> Answer {
     count(&state.calls.find_bounces);
-    let Some(filter) = where_of(query.as_deref()) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+    let Some(filter) = where_of(query) else {
+        return refuse(state, Status::BadRequest);
     };
     let Some(address) = filter.get("userChannelId").and_then(Value::as_str) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+        return refuse(state, Status::BadRequest);
     };
-    let found: Vec<Value> = {
+    let mut body = Vec::with_capacity(256);
+    body.push(b'[');
+    {
         let r = state.records();
-        r.bounces
-            .get(address)
-            .map(|records| {
-                records
-                    .iter()
-                    .filter(|b| {
-                        filter.iter().all(|(k, v)| match k.as_str() {
-                            "channel" => v == "email",
-                            "state" => v.as_str() == Some(b.state.as_str()),
-                            "userChannelId" => true,
-                            _ => false,
-                        })
-                    })
-                    .map(bounce_json)
-                    .collect()
+        let matching = r.bounces.get(address).into_iter().flatten().filter(|b| {
+            filter.iter().all(|(k, v)| match k.as_str() {
+                "channel" => v == "email",
+                "state" => v.as_str() == Some(b.state.as_str()),
+                "userChannelId" => true,
+                _ => false,
             })
-            .unwrap_or_default()
-    };
-    json_response(serde_json::to_vec(&found).unwrap_or_default())
+        });
+        for b in matching {
+            push_separator(&mut body);
+            push_bounce(&mut body, b);
+        }
+    }
+    body.push(b']');
+    (Status::Ok, body)
 }
 
 /// `bounceMessages` as NotifyBC's schema keeps them: only `date` and `message`.
@@ -589,11 +876,10 @@ struct NewBounceBody<'a> {
     bounce_messages: Option<&'a serde_json::value::RawValue>,
 }
 
-async fn create_bounce(State(state): State<Arc<ApiState>>, body: Bytes) -> Response {
-    let _call = state.begin().await;
+fn create_bounce(state: &ApiState, body: &[u8]) -> Answer {
     count(&state.calls.create_bounce);
-    let Ok(b) = serde_json::from_slice::<NewBounceBody>(&body) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+    let Ok(b) = serde_json::from_slice::<NewBounceBody>(body) else {
+        return refuse(state, Status::BadRequest);
     };
     let messages = if state.forgetful {
         Vec::new()
@@ -612,7 +898,8 @@ async fn create_bounce(State(state): State<Arc<ApiState>>, body: Bytes) -> Respo
         hard_bounce_count: b.hard_bounce_count,
         messages,
     };
-    let answer = bounce_json(&record);
+    let mut answer = Vec::with_capacity(256);
+    push_bounce(&mut answer, &record);
     if !state.forgetful {
         r.bounce_address.insert(record.id, record.address.clone());
         r.bounces
@@ -621,29 +908,24 @@ async fn create_bounce(State(state): State<Arc<ApiState>>, body: Bytes) -> Respo
             .push(record);
     }
     drop(r);
-    json_response(serde_json::to_vec(&answer).unwrap_or_default())
+    (Status::Ok, answer)
 }
 
-async fn patch_bounce(
-    State(state): State<Arc<ApiState>>,
-    Path(id): Path<String>,
-    body: Bytes,
-) -> Response {
-    let _call = state.begin().await;
+fn patch_bounce(state: &ApiState, id: &str, body: &[u8]) -> Answer {
     count(&state.calls.patch_bounce);
-    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(&body) else {
-        return refuse(&state, StatusCode::BAD_REQUEST);
+    let Ok(Value::Object(patch)) = serde_json::from_slice::<Value>(body) else {
+        return refuse(state, Status::BadRequest);
     };
     if state.forgetful {
-        return StatusCode::NO_CONTENT.into_response();
+        return (Status::NoContent, Vec::new());
     }
     let Ok(id) = id.parse::<u64>() else {
-        return refuse(&state, StatusCode::NOT_FOUND);
+        return refuse(state, Status::NotFound);
     };
     let mut r = state.records();
     let Some(address) = r.bounce_address.get(&id).cloned() else {
         drop(r);
-        return refuse(&state, StatusCode::NOT_FOUND);
+        return refuse(state, Status::NotFound);
     };
     let Some(record) = r
         .bounces
@@ -651,7 +933,7 @@ async fn patch_bounce(
         .and_then(|v| v.iter_mut().find(|b| b.id == id))
     else {
         drop(r);
-        return refuse(&state, StatusCode::NOT_FOUND);
+        return refuse(state, Status::NotFound);
     };
     if let Some(n) = patch.get("hardBounceCount").and_then(Value::as_u64) {
         record.hard_bounce_count = n;
@@ -662,9 +944,10 @@ async fn patch_bounce(
     if let Some(s) = patch.get("state").and_then(Value::as_str) {
         record.state = s.to_string();
     }
-    StatusCode::NO_CONTENT.into_response()
+    (Status::NoContent, Vec::new())
 }
 
-async fn stats(State(state): State<Arc<ApiState>>) -> Response {
-    json_response(serde_json::to_vec(&state.counts().to_json()).unwrap_or_default())
+fn stats(state: &ApiState) -> Answer {
+    let body = serde_json::to_vec(&state.counts().to_json()).unwrap_or_default();
+    (Status::Ok, body)
 }
