@@ -1,13 +1,13 @@
 //! The client of the notification service's HTTP API (SPEC §5): exactly the calls the `un`
 //! and `bn` flows make (§4.1, §4.2), nothing else.
 //!
-//! One [`ApiClient`] is built at start and shared. It is hyper's connection-pooling client
-//! (`hyper_util::client::legacy`) over a rustls connector, with no layer above it: it keeps
-//! connections alive and pooled (idle ones closed after 60 s, at most `api.max_in_flight`
-//! idle per host, TCP keepalive and `TCP_NODELAY`), bounds the calls in flight with a
-//! semaphore, puts `api.connect_timeout_ms` on each connect (TCP and TLS handshake) and
-//! `api.timeout_ms` on each call, body included, and never follows a redirect (a 3xx from
-//! the unsubscribe call is an answer, not a detour). https trusts the webpki roots plus
+//! One [`ApiClient`] is built at start and shared. It sends over hyper's HTTP/1.1
+//! connections, plain or over rustls, from a pool of its own (module `pool`: there is one
+//! host and no proxy). It keeps connections alive and pooled (idle ones closed after 60 s,
+//! at most `api.max_in_flight` idle, TCP keepalive and `TCP_NODELAY`), bounds the calls in
+//! flight with a semaphore, puts `api.connect_timeout_ms` on each connect (TCP and TLS
+//! handshake) and `api.timeout_ms` on each call, body included, and never follows a
+//! redirect (a 3xx from the unsubscribe call is an answer, not a detour). https trusts the webpki roots plus
 //! `api.ca_bundle`, with TLS 1.2 and 1.3 (ring), and presents `api.client_cert` when set.
 //!
 //! Every id, code and address placed into a URL is percent-encoded with the character set of
@@ -25,10 +25,9 @@
 //! With [`ApiClient::with_metrics`] every call is counted by endpoint and status class, and
 //! its latency observed (`api_requests_total`, `api_request_duration_seconds`).
 
-use std::future::Future;
-use std::pin::Pin;
+mod pool;
+
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -37,15 +36,10 @@ use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue,
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper_rustls::{HttpsConnector, MaybeHttpsStream};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::config::{ApiSettings, Settings};
@@ -319,16 +313,13 @@ impl UnsubscribeOutcome {
 /// The header that asks NotifyBC for its anonymous checks (§4.1).
 const IS_ANONYMOUS: HeaderName = HeaderName::from_static("is_anonymous");
 
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The pooled HTTP/1.1 client every call goes through.
-type HttpClient = Client<Connector, Full<Bytes>>;
-
-/// An answer whose body may still be read, with the permit that counts it as in flight and
-/// the instant by which the body must have been read (`api.timeout_ms` after the call
-/// started).
-struct Call {
+/// An answer whose body may still be read, with the connection it came on (back to the
+/// pool once the answer is dropped, so declared after it), the permit that counts it as in
+/// flight and the instant by which the body must have been read (`api.timeout_ms` after the
+/// call started).
+struct Call<'a> {
     response: Response<Incoming>,
+    connection: pool::Pooled<'a>,
     deadline: tokio::time::Instant,
     _permit: tokio::sync::OwnedSemaphorePermit,
 }
@@ -336,7 +327,7 @@ struct Call {
 /// The shared API client. Cheap to clone.
 #[derive(Clone)]
 pub struct ApiClient {
-    http: HttpClient,
+    pool: Arc<pool::Pool>,
     /// `internal_http_host` + `rest_api_root` as the URL parser writes it, without user
     /// info, query, fragment or a trailing `/`. A call's URI is this with its path (and
     /// query) appended.
@@ -372,27 +363,25 @@ impl ApiClient {
             value.set_sensitive(true);
             authorization = Some(value);
         }
-        let mut tcp = HttpConnector::new();
-        tcp.enforce_http(false);
-        tcp.set_connect_timeout(Some(Duration::from_millis(api.connect_timeout_ms)));
-        tcp.set_keepalive(Some(Duration::from_secs(30)));
-        tcp.set_nodelay(true);
-        let connector = Connector {
-            inner: HttpsConnector::from((tcp, Arc::new(tls_config(api)?))),
-            timeout: Duration::from_millis(api.connect_timeout_ms),
-        };
-        let http = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(api.max_in_flight)
-            .build(connector);
+        let tls = tls_config(api)?;
         let (base, basic) = base_and_credentials(&settings.api_base())?;
         if basic.is_some() {
             authorization = basic;
         }
+        let pool = pool::Pool::new(
+            &base,
+            tls,
+            api.max_in_flight,
+            Duration::from_millis(api.connect_timeout_ms),
+        )
+        .map_err(|e| {
+            ApiError::Client(format!(
+                "internal_http_host + rest_api_root = {:?} is not a URL ({e})",
+                settings.api_base()
+            ))
+        })?;
         Ok(ApiClient {
-            http,
+            pool,
             base,
             authorization,
             permits: Arc::new(Semaphore::new(api.max_in_flight)),
@@ -424,8 +413,8 @@ impl ApiClient {
             .map_err(|e| format!("cannot make the request URI: {e}"))?;
         let request = self.request(Method::GET, uri, None, false);
         let timeout = Duration::from_millis(self.timeout_ms);
-        match tokio::time::timeout(timeout, self.http.request(request)).await {
-            Ok(Ok(response)) => Ok(response.status()),
+        match tokio::time::timeout(timeout, self.pool.send(request)).await {
+            Ok(Ok((response, _connection))) => Ok(response.status()),
             Ok(Err(e)) => Err(format!("error sending request: {}", error_chain(&e))),
             Err(_) => Err("error sending request: operation timed out".to_string()),
         }
@@ -612,7 +601,7 @@ impl ApiClient {
         query: Option<&str>,
         json_body: Option<Vec<u8>>,
         anonymous: bool,
-    ) -> Result<Call, ApiError> {
+    ) -> Result<Call<'_>, ApiError> {
         let timeout = Duration::from_millis(self.timeout_ms);
         let permit = match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await
         {
@@ -631,16 +620,16 @@ impl ApiClient {
         let request = self.request(method.clone(), uri, json_body, anonymous);
         let started = Instant::now();
         let deadline = tokio::time::Instant::now() + timeout;
-        let sent = tokio::time::timeout_at(deadline, self.http.request(request)).await;
+        let sent = tokio::time::timeout_at(deadline, self.pool.send(request)).await;
         if let Some(m) = &self.metrics {
             let status = match &sent {
-                Ok(Ok(response)) => Some(response.status().as_u16()),
+                Ok(Ok((response, _))) => Some(response.status().as_u16()),
                 _ => None,
             };
             m.api_call(endpoint, status, started.elapsed());
         }
-        let response = match sent {
-            Ok(Ok(response)) => response,
+        let (response, connection) = match sent {
+            Ok(Ok(answer)) => answer,
             Ok(Err(e)) => {
                 return Err(self.transport_error(method, path, "error sending request", &e));
             }
@@ -648,6 +637,7 @@ impl ApiClient {
         };
         Ok(Call {
             response,
+            connection,
             deadline,
             _permit: permit,
         })
@@ -669,7 +659,7 @@ impl ApiClient {
     }
 
     /// A request with the headers every call carries (`Accept: */*`, `Authorization` when
-    /// configured; hyper adds `Host`), plus those of this call.
+    /// configured; the pool adds `Host`), plus those of this call.
     fn request(
         &self,
         method: Method,
@@ -699,16 +689,18 @@ impl ApiClient {
         &self,
         method: Method,
         path: &str,
-        call: Call,
+        call: Call<'_>,
     ) -> Result<T, ApiError> {
         let Call {
             response,
+            connection,
             deadline,
             _permit: permit,
         } = call;
         let bytes = match tokio::time::timeout_at(deadline, response.into_body().collect()).await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) => {
+                connection.discard();
                 return Err(self.transport_error(
                     method,
                     path,
@@ -716,8 +708,12 @@ impl ApiClient {
                     &e,
                 ));
             }
-            Err(_) => return Err(self.timeout_error(method, path)),
+            Err(_) => {
+                connection.discard();
+                return Err(self.timeout_error(method, path));
+            }
         };
+        drop(connection);
         drop(permit);
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson {
             method,
@@ -882,51 +878,11 @@ fn identity(pem: &[u8]) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'
     }
 }
 
-/// The connector of [`HttpClient`]: plain TCP for http, TCP then TLS for https, the whole
-/// of it under `api.connect_timeout_ms`.
-#[derive(Clone)]
-struct Connector {
-    inner: HttpsConnector<HttpConnector>,
-    timeout: Duration,
-}
-
-impl tower_service::Service<Uri> for Connector {
-    type Response = MaybeHttpsStream<TokioIo<TcpStream>>;
-    type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, BoxError>> + Send>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, destination: Uri) -> Self::Future {
-        let connecting = self.inner.call(destination);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            tokio::time::timeout(timeout, connecting)
-                .await
-                .unwrap_or_else(|_| Err(Box::new(ConnectTimeout)))
-        })
-    }
-}
-
-/// A connect (TCP and TLS) that took longer than `api.connect_timeout_ms`.
-#[derive(Debug)]
-struct ConnectTimeout;
-
-impl std::fmt::Display for ConnectTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("operation timed out")
-    }
-}
-
-impl std::error::Error for ConnectTimeout {}
-
 /// Whether `e` or one of its causes is a timeout.
 fn is_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(e) = source {
-        if e.is::<ConnectTimeout>()
+        if e.is::<pool::ConnectTimeout>()
             || e.downcast_ref::<std::io::Error>()
                 .is_some_and(|e| e.kind() == std::io::ErrorKind::TimedOut)
             || e.downcast_ref::<hyper::Error>()
