@@ -1277,4 +1277,48 @@ mod tests {
             .unwrap_err();
         assert!(!e.contains("c0de") && !e.contains("s3cret"), "{e}");
     }
+
+    /// A server that closes each connection after its first answer, as a keep-alive timeout
+    /// would: the closed connection is not used again.
+    #[tokio::test]
+    async fn connections_closed_by_the_server_are_not_reused() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let host = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                count.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut seen = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => seen.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]")
+                        .await;
+                });
+            }
+        });
+        let client = client_for(&host, "");
+        for n in 1..=3 {
+            assert!(
+                client
+                    .find_active_bounces("a@b.example")
+                    .await
+                    .unwrap()
+                    .is_empty()
+            );
+            // Time for the close to arrive.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert_eq!(accepted.load(Ordering::SeqCst), n);
+        }
+    }
 }
