@@ -7,8 +7,9 @@
 //! at most `api.max_in_flight` idle, TCP keepalive and `TCP_NODELAY`), bounds the calls in
 //! flight with a semaphore, puts `api.connect_timeout_ms` on each connect (TCP and TLS
 //! handshake) and `api.timeout_ms` on each call, body included, and never follows a
-//! redirect (a 3xx from the unsubscribe call is an answer, not a detour). https trusts the webpki roots plus
-//! `api.ca_bundle`, with TLS 1.2 and 1.3 (ring), and presents `api.client_cert` when set.
+//! redirect (a 3xx from the unsubscribe call is an answer, not a detour). https trusts the
+//! webpki roots plus `api.ca_bundle`, with TLS 1.2 and 1.3 (ring), and presents
+//! `api.client_cert` when set.
 //!
 //! Every id, code and address placed into a URL is percent-encoded with the character set of
 //! JavaScript's `encodeURIComponent`, the one NotifyBC itself uses, so the requests are the
