@@ -134,7 +134,10 @@ impl Pool {
         let mut parts = std::mem::take(request.uri_mut()).into_parts();
         parts.scheme = None;
         parts.authority = None;
-        *request.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
+        // Cannot fail for the URIs the client builds (they always have a path), but a
+        // request must never go to another path than its own.
+        *request.uri_mut() =
+            Uri::from_parts(parts).map_err(|e| ClientError::new(Kind::SendRequest, e))?;
         request
             .headers_mut()
             .insert(HOST, self.target.host_header.clone());
