@@ -1135,6 +1135,15 @@ mod tests {
     /// A raw HTTP/1.1 server on loopback that answers every request on a connection with
     /// `answer`, counting the connections it accepts. Requests must have no body.
     async fn raw_server(answer: &'static [u8]) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        raw_server_closing(answer, false).await
+    }
+
+    /// [`raw_server`], closing each connection after its first answer when `close_after_one`
+    /// (as a keep-alive timeout would).
+    async fn raw_server_closing(
+        answer: &'static [u8],
+        close_after_one: bool,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
         use std::sync::atomic::{AtomicUsize, Ordering};
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -1155,7 +1164,7 @@ mod tests {
                         }
                         while let Some(end) = seen.windows(4).position(|w| w == b"\r\n\r\n") {
                             seen.drain(..end + 4);
-                            if stream.write_all(answer).await.is_err() {
+                            if stream.write_all(answer).await.is_err() || close_after_one {
                                 return;
                             }
                         }
@@ -1283,31 +1292,9 @@ mod tests {
     /// would: the closed connection is not used again.
     #[tokio::test]
     async fn connections_closed_by_the_server_are_not_reused() {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let host = format!("http://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let count = accepted.clone();
-        tokio::spawn(async move {
-            loop {
-                let (mut stream, _) = listener.accept().await.unwrap();
-                count.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut seen = Vec::new();
-                    let mut buf = [0u8; 4096];
-                    while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
-                        match stream.read(&mut buf).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => seen.extend_from_slice(&buf[..n]),
-                        }
-                    }
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]")
-                        .await;
-                });
-            }
-        });
+        use std::sync::atomic::Ordering;
+        let (host, accepted) =
+            raw_server_closing(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n[]", true).await;
         let client = client_for(&host, "");
         for n in 1..=3 {
             assert!(
