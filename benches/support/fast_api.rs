@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use notify_inbound::json::push_string;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -669,38 +670,6 @@ fn where_of(raw: Option<&str>) -> Option<Map<String, Value>> {
     }
 }
 
-/// Appends `s` as a JSON string.
-fn push_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if b >= 0x20 && b != b'"' && b != b'\\' {
-            continue;
-        }
-        out.extend_from_slice(&bytes[start..i]);
-        match b {
-            b'"' => out.extend_from_slice(b"\\\""),
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[usize::from(b >> 4)],
-                HEX[usize::from(b & 0xf)],
-            ]),
-        }
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
 /// Appends `n` in decimal.
 fn push_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
@@ -725,13 +694,13 @@ fn push_separator(out: &mut Vec<u8>) {
 
 fn push_sub(out: &mut Vec<u8>, id: &str, s: &Sub) {
     out.extend_from_slice(b"{\"id\":");
-    push_str(out, id);
+    push_string(out, id);
     out.extend_from_slice(b",\"serviceName\":\"bench\",\"channel\":\"email\",\"userChannelId\":");
-    push_str(out, &s.address);
+    push_string(out, &s.address);
     out.extend_from_slice(b",\"state\":");
-    push_str(out, s.state);
+    push_string(out, s.state);
     out.extend_from_slice(b",\"unsubscriptionCode\":");
-    push_str(out, &s.code);
+    push_string(out, &s.code);
     out.push(b'}');
 }
 
@@ -808,9 +777,9 @@ fn push_bounce(out: &mut Vec<u8>, b: &BounceRecord) {
     out.extend_from_slice(b"{\"id\":\"");
     push_u64(out, b.id);
     out.extend_from_slice(b"\",\"channel\":\"email\",\"userChannelId\":");
-    push_str(out, &b.address);
+    push_string(out, &b.address);
     out.extend_from_slice(b",\"state\":");
-    push_str(out, &b.state);
+    push_string(out, &b.state);
     out.extend_from_slice(b",\"hardBounceCount\":");
     push_u64(out, b.hard_bounce_count);
     out.extend_from_slice(b",\"bounceMessages\":[");
