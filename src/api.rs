@@ -230,19 +230,37 @@ pub struct NewBounce<'a> {
 
 impl NewBounce<'_> {
     fn to_json(self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.bounce_messages.size_hint() + 128);
-        out.extend_from_slice(b"{\"channel\":");
-        json::push_string(&mut out, self.channel);
-        out.extend_from_slice(b",\"userChannelId\":");
-        json::push_string(&mut out, self.user_channel_id);
-        out.extend_from_slice(
-            format!(",\"hardBounceCount\":{}", self.hard_bounce_count).as_bytes(),
-        );
-        out.extend_from_slice(b",\"bounceMessages\":");
-        self.bounce_messages.push_json(&mut out);
-        out.push(b'}');
-        out
+        bounce_body(
+            &[
+                ("channel", self.channel),
+                ("userChannelId", self.user_channel_id),
+            ],
+            self.hard_bounce_count,
+            self.bounce_messages,
+        )
     }
+}
+
+/// `{"k":"v",...,"hardBounceCount":n,"bounceMessages":[...]}`: the body of `POST /bounces`
+/// (with `channel` and `userChannelId`) and of the `PATCH` that counts a bounce (without).
+fn bounce_body(
+    fields: &[(&str, &str)],
+    hard_bounce_count: u64,
+    messages: BounceMessages<'_>,
+) -> Vec<u8> {
+    let mut out = Vec::with_capacity(messages.size_hint() + 128);
+    out.push(b'{');
+    for (key, value) in fields {
+        json::push_string(&mut out, key);
+        out.push(b':');
+        json::push_string(&mut out, value);
+        out.push(b',');
+    }
+    out.extend_from_slice(format!("\"hardBounceCount\":{hard_bounce_count}").as_bytes());
+    out.extend_from_slice(b",\"bounceMessages\":");
+    messages.push_json(&mut out);
+    out.push(b'}');
+    out
 }
 
 /// `bounceMessages` as written: the new item `{date, message}` first, then the items the
@@ -541,11 +559,7 @@ impl ApiClient {
         hard_bounce_count: u64,
         bounce_messages: BounceMessages<'_>,
     ) -> Result<(), ApiError> {
-        let mut body = Vec::with_capacity(bounce_messages.size_hint() + 64);
-        body.extend_from_slice(format!("{{\"hardBounceCount\":{hard_bounce_count}").as_bytes());
-        body.extend_from_slice(b",\"bounceMessages\":");
-        bounce_messages.push_json(&mut body);
-        body.push(b'}');
+        let body = bounce_body(&[], hard_bounce_count, bounce_messages);
         self.patch_bounce(ApiEndpoint::UpdateBounce, id, body).await
     }
 
@@ -1173,6 +1187,38 @@ mod tests {
             }
         });
         (host, accepted)
+    }
+
+    #[test]
+    fn bounce_bodies_are_the_json_of_their_fields() {
+        let older =
+            vec![serde_json::json!({"date": "2024-01-01T00:00:00.000Z", "message": "old\r\n"})];
+        let messages = BounceMessages {
+            date: "2024-02-02T00:00:00.000Z",
+            message: "From: \"a\" <a@b>\r\n\r\nbody",
+            older: &older,
+        };
+        let items = serde_json::json!([
+            {"date": messages.date, "message": messages.message},
+            older[0],
+        ]);
+        let created = NewBounce {
+            channel: "email",
+            user_channel_id: "a@b.example",
+            hard_bounce_count: 2,
+            bounce_messages: messages,
+        }
+        .to_json();
+        assert_eq!(
+            serde_json::from_slice::<Value>(&created).unwrap(),
+            serde_json::json!({"channel": "email", "userChannelId": "a@b.example",
+                "hardBounceCount": 2, "bounceMessages": items})
+        );
+        let counted = bounce_body(&[], 3, messages);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&counted).unwrap(),
+            serde_json::json!({"hardBounceCount": 3, "bounceMessages": items})
+        );
     }
 
     fn client_for(host: &str, api: &str) -> ApiClient {
