@@ -25,8 +25,10 @@ struct Shared<W> {
     pending: Mutex<Vec<u8>>,
     /// Held while a batch is taken and written, so batches go out in order.
     out: Mutex<W>,
+    /// Set once by the guard; read by every line, so not behind a lock.
     stopped: AtomicBool,
-    stop: Mutex<bool>,
+    /// What the writer thread sleeps on between batches.
+    sleep: Mutex<()>,
     wake: Condvar,
 }
 
@@ -66,16 +68,18 @@ impl<W: Write + Send + 'static> Batched<W> {
             pending: Mutex::new(Vec::new()),
             out: Mutex::new(out),
             stopped: AtomicBool::new(false),
-            stop: Mutex::new(false),
+            sleep: Mutex::new(()),
             wake: Condvar::new(),
         });
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("notify-inbound-log".into())
             .spawn(move || {
-                let mut stop = lock(&worker.stop);
-                while !*stop {
-                    stop = match worker.wake.wait_timeout(stop, INTERVAL) {
+                let mut asleep = lock(&worker.sleep);
+                // The flag is read under the lock the guard takes to wake the thread, so the
+                // wake-up cannot fall between the read and the wait.
+                while !worker.stopped.load(Ordering::SeqCst) {
+                    asleep = match worker.wake.wait_timeout(asleep, INTERVAL) {
                         Ok((guard, _)) => guard,
                         Err(e) => e.into_inner().0,
                     };
@@ -97,7 +101,7 @@ impl<W: Write + Send + 'static> Batched<W> {
 impl<W: Write + Send + 'static> Drop for BatchGuard<W> {
     fn drop(&mut self) {
         self.shared.stopped.store(true, Ordering::SeqCst);
-        *lock(&self.shared.stop) = true;
+        drop(lock(&self.shared.sleep));
         self.shared.wake.notify_all();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
