@@ -2,20 +2,10 @@
 //! may only change the decisions its description allows. The figures are printed (run
 //! with `--nocapture`) and quoted in docs/classifier.md.
 
-use std::path::Path;
-
 use notify_inbound::classify::{Assessment, Filters, MessageKind, assess};
 use notify_inbound::config::{BounceSettings, Settings};
 
-fn corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces/emails");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
+mod common;
 
 fn run(emails: &[Vec<u8>], edit: impl FnOnce(&mut BounceSettings)) -> Vec<Assessment> {
     let mut b = Settings::defaults().unwrap().bounce;
@@ -43,7 +33,7 @@ fn flips(base: &[Assessment], other: &[Assessment]) -> (usize, usize, usize, usi
 
 #[test]
 fn each_option_changes_only_what_it_says() {
-    let emails = corpus();
+    let emails = common::corpus::emails();
     let base = run(&emails, |_| {});
     let counted = base.iter().filter(|a| a.counts).count();
     println!(

@@ -2,20 +2,10 @@
 //! every corpus email must still give well-formed verdicts (no panic, addresses that are
 //! addresses, decisions that name their filter).
 
-use std::path::Path;
-
 use notify_inbound::classify::{Filters, MessageKind, assess, classify};
 use notify_inbound::config::Settings;
 
-fn corpus() -> Vec<Vec<u8>> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpus/bounces/emails");
-    let mut paths: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    paths.sort();
-    paths.iter().map(|p| std::fs::read(p).unwrap()).collect()
-}
+mod common;
 
 fn damaged(raw: &[u8]) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
@@ -51,7 +41,7 @@ fn damaged_messages_give_well_formed_verdicts() {
     let filters = Filters::new(&Settings::defaults().unwrap().bounce).unwrap();
     let mut checked = 0;
     let mut bounces = 0;
-    for raw in corpus() {
+    for raw in common::corpus::emails() {
         for m in damaged(&raw) {
             let v = classify(&m);
             for r in &v.recipients {

@@ -2,5 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod corpus;
 pub mod dsn;
 pub mod fake_api;
