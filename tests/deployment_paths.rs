@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::dsn::Dsn;
 use common::fake_api::FakeApi;
+use common::free_port;
 use futures::future::BoxFuture;
 use harness::{Client, code, insecure_tls};
 use notify_inbound::address::Kind;
@@ -438,15 +439,6 @@ fn require_nginx_module(module: &str) -> bool {
         file.display()
     );
     true
-}
-
-/// A free TCP port on 127.0.0.1 (free when asked; a proxy that loses the race is retried).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `tests/proxies/{template}` with every `@NAME@` replaced, written to `dir/{out}`.

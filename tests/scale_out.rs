@@ -15,20 +15,13 @@ use std::time::Duration;
 
 use common::dsn::Dsn;
 use common::fake_api::{FakeApi, Fault};
+use common::free_port;
 use mta::{Job, Outcome};
 use tokio::process::{Child, Command};
 use tokio::sync::Semaphore;
 
 const DOMAIN: &str = "invalid.local";
 const INSTALL: &str = "scripts/ensure-proxies.sh (or: apt-get install -y haproxy)";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn haproxy_binary() -> String {
     for candidate in ["haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"] {

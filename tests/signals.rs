@@ -9,15 +9,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::fake_api::{FakeApi, Fault};
+use common::free_port;
 use harness::{Client, code};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Starts the binary against `fake` on a free port with `env` added; returns it and the port.
 fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
