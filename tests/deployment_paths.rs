@@ -338,6 +338,20 @@ fn assert_accepted(reply: &str) {
     assert!(reply.starts_with("250 2.0.0"), "reply to DATA: {reply}");
 }
 
+/// A `un` and then a `bn` message, each in a plain SMTP session of its own from the
+/// client address through `port`; the replies to DATA.
+async fn un_and_bn_sessions(backend: &Backend, port: u16) -> [String; 2] {
+    let mut c = Client::new(connect_from_client_ip(port).await);
+    greet(&mut c).await;
+    let un = backend.send_un(&mut c).await;
+    quit(c).await;
+    let mut c = Client::new(connect_from_client_ip(port).await);
+    greet(&mut c).await;
+    let bn = backend.send_bn(&mut c).await;
+    quit(c).await;
+    [un, bn]
+}
+
 /// A TLS client session with `sni` over `tcp`; returns it with the certificate it was shown.
 async fn tls_connect(
     tcp: TcpStream,
@@ -647,14 +661,9 @@ async fn nginx_stream_with_proxy_ssl_to_the_implicit_tls_listener() {
     .await;
 
     // The client speaks plain SMTP to nginx, as a sending MTA does on port 25.
-    let mut c = Client::new(connect_from_client_ip(nginx.port).await);
-    greet(&mut c).await;
-    assert_accepted(&backend.send_un(&mut c).await);
-    quit(c).await;
-    let mut c = Client::new(connect_from_client_ip(nginx.port).await);
-    greet(&mut c).await;
-    assert_accepted(&backend.send_bn(&mut c).await);
-    quit(c).await;
+    for reply in un_and_bn_sessions(&backend, nginx.port).await {
+        assert_accepted(&reply);
+    }
 
     // Every client appears as nginx on this path.
     backend.assert_un_and_bn_applied(PROXY_IP);
@@ -814,16 +823,9 @@ async fn through_nginx_mail(xclient: &str) -> (Backend, AuthHttp) {
     )
     .await;
 
-    let mut c = Client::new(connect_from_client_ip(nginx.port).await);
-    greet(&mut c).await;
-    let reply = backend.send_un(&mut c).await;
-    assert!(reply.starts_with("250 2.0.0"), "{reply}\n{}", nginx.logs());
-    quit(c).await;
-    let mut c = Client::new(connect_from_client_ip(nginx.port).await);
-    greet(&mut c).await;
-    let reply = backend.send_bn(&mut c).await;
-    assert!(reply.starts_with("250 2.0.0"), "{reply}\n{}", nginx.logs());
-    quit(c).await;
+    for reply in un_and_bn_sessions(&backend, nginx.port).await {
+        assert!(reply.starts_with("250 2.0.0"), "{reply}\n{}", nginx.logs());
+    }
 
     // nginx asked auth_http once per session, with the envelope and the client's address.
     assert_eq!(
