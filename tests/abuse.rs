@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::dsn::Dsn;
+use common::encode_uri_component as encode;
 use common::fake_api::FakeApi;
 use harness::{Recorder, settings, start};
 use mta::{Job, Outcome, Replies, code};
@@ -723,19 +724,6 @@ async fn hostile_messages_are_recorded_without_harm() {
 // ---------------------------------------------------------------------------------------
 // Crafted recipients and relay attempts
 // ---------------------------------------------------------------------------------------
-
-/// `encodeURIComponent`: how a path segment must look on the wire.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
 
 /// One transaction to `rcpt` (the text inside the angle brackets, raw bytes allowed);
 /// returns the replies to RCPT and to the message (None: no DATA was possible).

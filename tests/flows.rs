@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::dsn::Dsn;
+use common::encode_uri_component as encode;
 use common::fake_api::{FakeApi, Fault, FaultRule};
 use notify_inbound::address::{Kind, Recipient};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
@@ -1098,17 +1099,4 @@ async fn crafted_ids_codes_and_senders_never_reach_another_path() {
             assert_eq!(path, "/api/subscriptions", "{}", r.line());
         }
     }
-}
-
-/// `encodeURIComponent`, for building expected request lines.
-fn encode(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }

@@ -14,3 +14,17 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// JavaScript's `encodeURIComponent`, written out here (not the crate's encoder) as the
+/// oracle for request lines the fake API receives.
+pub fn encode_uri_component(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
