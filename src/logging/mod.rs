@@ -313,8 +313,8 @@ mod tests {
             format: LogFormat::Text,
             level: "info".into(),
         };
-        init(&s).unwrap();
-        init(&s).unwrap();
+        let _first = init(&s).unwrap();
+        let _second = init(&s).unwrap();
     }
 
     #[test]
