@@ -7,7 +7,6 @@ pub mod api;
 pub mod classify;
 pub mod config;
 pub mod flows;
-pub mod json;
 pub mod limiter;
 pub mod logging;
 pub mod metrics;

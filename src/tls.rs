@@ -10,6 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use rustls::ServerConfig;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
@@ -32,7 +33,7 @@ pub enum TlsError {
     BadPem {
         what: &'static str,
         origin: String,
-        source: std::io::Error,
+        source: rustls::pki_types::pem::Error,
     },
     #[error("the certificate and key cannot be used together: {0}")]
     Rustls(#[from] rustls::Error),
@@ -200,7 +201,7 @@ fn builder() -> rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier> {
 fn load_config(cert: &Source, key: &Source) -> Result<ServerConfig, TlsError> {
     let (cert_pem, cert_origin) = cert.read("certificate")?;
     let (key_pem, key_origin) = key.read("private key")?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut cert_pem.as_slice())
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|source| TlsError::BadPem {
             what: "certificate",
@@ -214,17 +215,23 @@ fn load_config(cert: &Source, key: &Source) -> Result<ServerConfig, TlsError> {
             expected: "CERTIFICATE block",
         });
     }
-    let key: PrivateKeyDer<'static> = rustls_pemfile::private_key(&mut key_pem.as_slice())
-        .map_err(|source| TlsError::BadPem {
-            what: "private key",
-            origin: key_origin.clone(),
-            source,
-        })?
-        .ok_or(TlsError::NoPem {
-            what: "private key",
-            origin: key_origin,
-            expected: "PRIVATE KEY block",
-        })?;
+    let key = match PrivateKeyDer::from_pem_slice(&key_pem) {
+        Ok(key) => key,
+        Err(rustls::pki_types::pem::Error::NoItemsFound) => {
+            return Err(TlsError::NoPem {
+                what: "private key",
+                origin: key_origin,
+                expected: "PRIVATE KEY block",
+            });
+        }
+        Err(source) => {
+            return Err(TlsError::BadPem {
+                what: "private key",
+                origin: key_origin,
+                source,
+            });
+        }
+    };
     finish(certs, key)
 }
 

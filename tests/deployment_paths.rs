@@ -35,7 +35,8 @@ use notify_inbound::metrics::Metrics;
 use notify_inbound::reply::Reply;
 use notify_inbound::server::Server;
 use notify_inbound::tls::generate_self_signed;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::TlsConnector;
@@ -137,9 +138,7 @@ impl Backend {
         );
         std::fs::write(&cert_path, &cert).unwrap();
         std::fs::write(&key_path, &key).unwrap();
-        let cert_der = rustls_pemfile::certs(&mut cert.as_bytes())
-            .next()
-            .unwrap()
+        let cert_der = CertificateDer::from_pem_slice(cert.as_bytes())
             .unwrap()
             .to_vec();
 

@@ -150,6 +150,13 @@ async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
         .filter(|v| v["message"] == "transaction")
         .collect();
     assert_eq!(transactions.len(), 2, "{logs}");
+    // The last line, logged just before the process exits, was still written out.
+    assert!(
+        logs.lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .any(|v| v["message"] == "stopped"),
+        "{logs}"
+    );
     for (t, kind) in transactions.iter().zip(["un", "bn"]) {
         let f = t;
         assert_eq!(f["client"], "127.0.0.1");

@@ -9,7 +9,8 @@ use std::time::Duration;
 use harness::{Client, Recorder, code, insecure_tls, insecure_tls_versions, start};
 use notify_inbound::config::{Settings, TlsMode};
 use notify_inbound::tls::generate_self_signed;
-use rustls::pki_types::ServerName;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
@@ -48,9 +49,7 @@ fn only(version: &'static rustls::SupportedProtocolVersion) -> Arc<rustls::Clien
 }
 
 fn der_of(pem: &str) -> Vec<u8> {
-    rustls_pemfile::certs(&mut pem.as_bytes())
-        .next()
-        .unwrap()
+    CertificateDer::from_pem_slice(pem.as_bytes())
         .unwrap()
         .to_vec()
 }

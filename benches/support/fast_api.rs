@@ -36,7 +36,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use notify_inbound::json::push_string;
 use serde_json::{Map, Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -668,6 +667,12 @@ fn where_of(raw: Option<&str>) -> Option<Map<String, Value>> {
         },
         _ => None,
     }
+}
+
+/// Appends `s` as a JSON string literal.
+fn push_string(out: &mut Vec<u8>, s: &str) {
+    // Writing a `str` into a `Vec` cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// Appends `n` in decimal.

@@ -39,11 +39,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
-pub mod batched;
-
 use crate::metrics::{MessageKind, MessageOutcome};
 use crate::reply::Reply;
-use batched::{BatchGuard, Batched};
 
 /// `tracing` target of the per-transaction lines, for filtering (e.g.
 /// `RUST_LOG=warn,notify_inbound::transaction=info`).
@@ -61,8 +58,6 @@ pub enum LogError {
         value: String,
         reason: String,
     },
-    #[error("cannot start the log writer thread: {0}")]
-    Writer(std::io::Error),
 }
 
 /// The filter for `level` (from `log.level`), overridden by `rust_log` (the `RUST_LOG`
@@ -117,20 +112,25 @@ where
 /// Calling it again, or after another subscriber was installed, changes nothing and is
 /// not an error, so tests and embedders can call it freely.
 ///
-/// Lines go to standard error in batches ([`batched`]): keep the returned guard until
-/// exit; dropping it writes out what is still waiting.
+/// Lines go to standard error through `tracing-appender`'s non-blocking writer: the
+/// threads that log only queue the line, and a thread of its own writes the lines out in
+/// order. When the queue is full a line waits for room rather than being dropped. Keep the
+/// returned guard until exit; dropping it writes out what is still waiting.
 pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter(&settings.level, rust_log.as_deref())?;
     let ansi = std::io::stderr().is_terminal();
-    let (writer, guard) = Batched::new(std::io::stderr()).map_err(LogError::Writer)?;
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("notify-inbound-log")
+        .finish(std::io::stderr());
     // An error here only means a subscriber is already installed.
     let _ = subscriber(settings.format, filter, writer, ansi).try_init();
     Ok(guard)
 }
 
 /// Writes out the waiting log lines when dropped; see [`init`].
-pub type LogGuard = BatchGuard<std::io::Stderr>;
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 
 /// One mail transaction, as logged by [`transaction`].
 #[derive(Debug, Clone, Copy)]
@@ -313,8 +313,8 @@ mod tests {
             format: LogFormat::Text,
             level: "info".into(),
         };
-        init(&s).unwrap();
-        init(&s).unwrap();
+        let _first = init(&s).unwrap();
+        let _second = init(&s).unwrap();
     }
 
     #[test]
