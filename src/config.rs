@@ -841,6 +841,63 @@ mod tests {
     }
 
     #[test]
+    fn coordination_is_off_by_default_and_checked_when_on() {
+        let s = Settings::defaults().unwrap();
+        assert!(!s.coordination.enabled());
+        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 85_000);
+
+        let s = Settings::from_toml_str(
+            "[coordination]\nredis_url = 'rediss://:pw@redis.example:6380/2'\n",
+        )
+        .unwrap();
+        assert!(s.coordination.enabled());
+
+        let e = Settings::from_toml_str("[coordination]\nredis_url = 'http://u:hunter2@h/0'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("coordination.redis_url"), "{e}");
+        assert!(!e.contains("hunter2"), "the password is not shown: {e}");
+
+        let e = Settings::from_toml_str(
+            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 15000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("coordination.lock_expiry_ms")
+                && e.contains("16000")
+                && e.contains("api.timeout_ms"),
+            "{e}"
+        );
+        let s = Settings::from_toml_str(
+            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 16000\n",
+        )
+        .unwrap();
+        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 16_000);
+
+        let e = Settings::from_toml_str("[coordination]\nlock_acquire_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("coordination.lock_acquire_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn redis_secrets_are_redacted() {
+        let s = Settings::from_toml_str(
+            "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
+             redis_password = 'swordfish'\n",
+        )
+        .unwrap();
+        let shown = toml::to_string(&s.redacted()).unwrap();
+        let debug = format!("{s:?}");
+        for text in [&shown, &debug] {
+            assert!(!text.contains("hunter2") && !text.contains("swordfish"), "{text}");
+        }
+        assert!(shown.contains("redis://user:redacted@h:6379/0"), "{shown}");
+        assert_eq!(redact_url_password("redis://h:6379/0"), "redis://h:6379/0");
+    }
+
+    #[test]
     fn default_failed_recipient_regex_compiles() {
         let s = Settings::defaults().unwrap();
         let re = compile_regex("x", &s.bounce.failed_recipient_regex)

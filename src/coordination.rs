@@ -122,6 +122,13 @@ impl RedisLocks {
         }
         let client = Client::open(info).map_err(invalid)?;
         let command_timeout = Duration::from_millis(c.redis_timeout_ms);
+        let expiry_ms = c.effective_lock_expiry_ms(&settings.api);
+        tracing::info!(
+            redis_url = shown_url.as_str(),
+            lock_expiry_ms = expiry_ms,
+            lock_acquire_timeout_ms = c.lock_acquire_timeout_ms,
+            "coordination: bounce updates are serialised across replicas through Redis"
+        );
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(command_timeout))
             .set_response_timeout(Some(command_timeout));
@@ -130,7 +137,7 @@ impl RedisLocks {
             config,
             connection: tokio::sync::Mutex::new((0, None)),
             key_prefix: c.key_prefix.clone(),
-            expiry: Duration::from_millis(c.effective_lock_expiry_ms(&settings.api)),
+            expiry: Duration::from_millis(expiry_ms),
             acquire_timeout: Duration::from_millis(c.lock_acquire_timeout_ms),
             command_timeout,
             acquire: Script::new(ACQUIRE),

@@ -376,6 +376,60 @@ async fn two_replicas_with_redis_count_ten_concurrent_bounces_exactly() {
     // Nothing needed a retry: the lock queues the messages rather than refusing them.
     let retried: Vec<_> = attempts.iter().filter(|a| a.len() > 1).collect();
     assert!(retried.is_empty(), "{retried:?}\n{}", logs(dir.path()));
+    let logged = logs(dir.path());
+    assert!(
+        logged.contains("serialised across replicas through Redis"),
+        "{logged}"
+    );
+    assert!(!logged.contains(PASSWORD), "the Redis password was logged");
+}
+
+#[test]
+fn check_config_shows_coordination_with_the_password_redacted() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
+        command.arg("check-config").env_remove("RUST_LOG");
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let dir = tempfile::tempdir().unwrap();
+        command.current_dir(dir.path()).output().unwrap()
+    };
+    let out = run(&[
+        (
+            "NOTIFY_INBOUND__COORDINATION__REDIS_URL",
+            "redis://:in-the-url@notify-bc-redis-master:6379/0",
+        ),
+        ("NOTIFY_INBOUND__COORDINATION__REDIS_PASSWORD", PASSWORD),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        stdout.contains("[coordination]")
+            && stdout.contains("redis_password = \"<redacted>\"")
+            && stdout.contains("redis://:redacted@notify-bc-redis-master:6379/0"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(PASSWORD) && !stdout.contains("in-the-url"),
+        "{stdout}"
+    );
+
+    // An expiry shorter than the work under the lock is refused at start, by name.
+    let out = run(&[
+        (
+            "NOTIFY_INBOUND__COORDINATION__REDIS_URL",
+            "redis://127.0.0.1:6379/0",
+        ),
+        ("NOTIFY_INBOUND__API__TIMEOUT_MS", "10000"),
+        ("NOTIFY_INBOUND__COORDINATION__LOCK_EXPIRY_MS", "30000"),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("coordination.lock_expiry_ms") && stderr.contains("80000"),
+        "{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,16 +484,19 @@ async fn redis_stopped_mid_run_gives_451s_and_the_retries_count_each_bounce_once
     fake.clear_faults();
 
     let report = figures(&fake);
-    eprintln!(
-        "Redis outage: counted {counted_at_kill} at the kill, {counted_while_down} after 3 s \
-         down; {report}"
-    );
     let all: Vec<&Attempt> = attempts.iter().flatten().collect();
     // An attempt wholly inside the outage could not take the lock: 451, never 250.
     let inside: Vec<&&Attempt> = all
         .iter()
         .filter(|a| a.started >= down_from && a.ended <= down_until)
         .collect();
+    eprintln!(
+        "Redis outage: counted {counted_at_kill} at the kill, {counted_while_down} after 3 s \
+         down; {} attempts wholly inside the outage; {} attempts in all for {N} bounces; \
+         {report}",
+        inside.len(),
+        all.len()
+    );
     assert!(
         inside.len() >= 4,
         "the senders kept trying during the outage: {inside:?}"
