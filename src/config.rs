@@ -891,7 +891,10 @@ mod tests {
         let shown = toml::to_string(&s.redacted()).unwrap();
         let debug = format!("{s:?}");
         for text in [&shown, &debug] {
-            assert!(!text.contains("hunter2") && !text.contains("swordfish"), "{text}");
+            assert!(
+                !text.contains("hunter2") && !text.contains("swordfish"),
+                "{text}"
+            );
         }
         assert!(shown.contains("redis://user:redacted@h:6379/0"), "{shown}");
         assert_eq!(redact_url_password("redis://h:6379/0"), "redis://h:6379/0");

@@ -44,6 +44,9 @@ end
 return 0
 ";
 
+/// The least time left before the deadline for a retry to be worth sending.
+const ATTEMPT_ROOM: Duration = Duration::from_millis(20);
+
 /// Why an address's lock could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -52,7 +55,9 @@ pub enum LockError {
          waited {waited_ms} ms (coordination.lock_acquire_timeout_ms)"
     )]
     Busy { waited_ms: u64 },
-    #[error("Redis did not grant the lock within {waited_ms} ms: {reason} (coordination.redis_url)")]
+    #[error(
+        "Redis did not grant the lock within {waited_ms} ms: {reason} (coordination.redis_url)"
+    )]
     Unavailable { waited_ms: u64, reason: String },
 }
 
@@ -117,7 +122,10 @@ impl RedisLocks {
         };
         let mut info = url.into_connection_info().map_err(invalid)?;
         if !c.redis_password.is_empty() {
-            let redis = info.redis_settings().clone().set_password(&c.redis_password);
+            let redis = info
+                .redis_settings()
+                .clone()
+                .set_password(&c.redis_password);
             info = info.set_redis_settings(redis);
         }
         let client = Client::open(info).map_err(invalid)?;
@@ -284,12 +292,18 @@ impl RedisLocks {
                 }
             }
             let now = Instant::now();
-            if now + pause >= deadline {
+            // Spread the retries of waiting holders so they do not try in step.
+            let jitter = self
+                .seed
+                .hash_one((self.tokens.load(Ordering::Relaxed), now))
+                % 5;
+            let next = now + pause + Duration::from_millis(jitter);
+            // The next attempt needs time for its answer before the deadline, else a slow
+            // answer would pass for Redis failing.
+            if next + ATTEMPT_ROOM >= deadline {
                 break;
             }
-            // Spread the retries of waiting holders so they do not try in step.
-            let jitter = self.seed.hash_one((self.tokens.load(Ordering::Relaxed), now)) % 5;
-            tokio::time::sleep(pause + Duration::from_millis(jitter)).await;
+            tokio::time::sleep_until(next).await;
             pause = (pause * 2).min(Duration::from_millis(100));
         }
         let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

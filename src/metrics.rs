@@ -573,9 +573,7 @@ impl Metrics {
             "Redis commands that failed or did not answer in time, by operation",
             f.clone(),
         );
-        let redis_errors = precreate(&f, RedisOp::ALL.iter().copied(), |op| RedisOpLabels {
-            op,
-        });
+        let redis_errors = precreate(&f, RedisOp::ALL.iter().copied(), |op| RedisOpLabels { op });
 
         Metrics {
             registry,

@@ -33,7 +33,11 @@ const PASSWORD: &str = "s3cret-redis-pw";
 const BOUNCED: &str = "bounced@foo.com";
 
 fn redis_binary() -> String {
-    for candidate in ["redis-server", "/usr/bin/redis-server", "/usr/local/bin/redis-server"] {
+    for candidate in [
+        "redis-server",
+        "/usr/bin/redis-server",
+        "/usr/local/bin/redis-server",
+    ] {
         let found = std::process::Command::new(candidate)
             .arg("--version")
             .stdout(Stdio::null())
@@ -403,7 +407,11 @@ fn check_config_shows_coordination_with_the_password_redacted() {
         ("NOTIFY_INBOUND__COORDINATION__REDIS_PASSWORD", PASSWORD),
     ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         stdout.contains("[coordination]")
             && stdout.contains("redis_password = \"<redacted>\"")
@@ -560,4 +568,82 @@ async fn without_coordination_two_replicas_race() {
         records.len() != 1 || total != 10,
         "no race this time: {report}"
     );
+}
+
+/// The lock itself against a real Redis, as two replicas would use it: a held lock makes
+/// the other wait and give up at its deadline; a lock whose holder outlives the expiry
+/// passes to the other, and the late holder's release neither deletes the new holding nor
+/// goes unnoticed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lock_is_exclusive_until_it_expires_and_only_its_holder_deletes_it() {
+    use notify_inbound::config::Settings;
+    use notify_inbound::coordination::{LockError, RedisLocks};
+    use notify_inbound::metrics::Metrics;
+
+    let dir = tempfile::tempdir().unwrap();
+    let redis = Redis::start(dir.path()).await;
+    // api.timeout_ms = 50 allows an expiry as short as 400 ms.
+    let settings = Settings::from_toml_str(&format!(
+        "[api]\ntimeout_ms = 50\n[coordination]\nredis_url = '{}'\nredis_password = '{PASSWORD}'\n\
+         lock_expiry_ms = 400\nredis_timeout_ms = 1000\n",
+        redis.url()
+    ))
+    .unwrap();
+    let replica = |metrics: &Arc<Metrics>| {
+        let locks = Arc::new(RedisLocks::from_settings(&settings).unwrap().unwrap());
+        locks.set_metrics(metrics.clone());
+        locks
+    };
+    let (metrics_a, metrics_b) = (Arc::new(Metrics::new()), Arc::new(Metrics::new()));
+    let (a, b) = (replica(&metrics_a), replica(&metrics_b));
+    let soon = || Instant::now() + Duration::from_millis(150);
+
+    let held_by_a = a.acquire(BOUNCED, soon()).await.expect("a takes the lock");
+    match b.acquire(BOUNCED, soon()).await {
+        // It retries until shortly before the deadline.
+        Err(LockError::Busy { waited_ms }) => assert!(waited_ms >= 50, "{waited_ms}"),
+        other => panic!("b must wait and give up: {other:?}"),
+    }
+    // Another address is not blocked.
+    let other = b
+        .acquire("other@foo.com", soon())
+        .await
+        .expect("another address");
+    b.release(other).await;
+
+    // A outlives the expiry: B gets the lock, and A's late release leaves it to B.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let held_by_b = b
+        .acquire(BOUNCED, soon())
+        .await
+        .expect("b takes the expired lock");
+    a.release(held_by_a).await;
+    match a.acquire(BOUNCED, soon()).await {
+        Err(LockError::Busy { .. }) => {}
+        other => panic!("b still holds the lock after a's late release: {other:?}"),
+    }
+    b.release(held_by_b).await;
+    let again = a
+        .acquire(BOUNCED, soon())
+        .await
+        .expect("free once b released it");
+    a.release(again).await;
+
+    let has = |m: &Metrics, line: &str| m.encode().lines().any(|l| l == line);
+    for line in [
+        r#"notify_inbound_coordination_lock_acquisitions_total{result="acquired"} 2"#,
+        r#"notify_inbound_coordination_lock_acquisitions_total{result="busy"} 1"#,
+        r#"notify_inbound_coordination_lock_releases_total{result="expired"} 1"#,
+        r#"notify_inbound_coordination_lock_releases_total{result="released"} 1"#,
+        r#"notify_inbound_coordination_redis_errors_total{op="acquire"} 0"#,
+    ] {
+        assert!(has(&metrics_a, line), "a: {line}\n{}", metrics_a.encode());
+    }
+    for line in [
+        r#"notify_inbound_coordination_lock_acquisitions_total{result="acquired"} 2"#,
+        r#"notify_inbound_coordination_lock_acquisitions_total{result="busy"} 1"#,
+        r#"notify_inbound_coordination_lock_releases_total{result="released"} 2"#,
+    ] {
+        assert!(has(&metrics_b, line), "b: {line}\n{}", metrics_b.encode());
+    }
 }
