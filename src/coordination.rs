@@ -229,31 +229,38 @@ impl RedisLocks {
         ms: u64,
         deadline: Option<Instant>,
     ) -> Result<i64, String> {
+        // The generation of the connection in use, 0 while there is none yet.
+        let used = AtomicU64::new(0);
         let call = async {
             let (generation, mut c) = self.connection().await?;
+            used.store(generation, Ordering::Relaxed);
             let mut invocation = script.key(key);
             invocation.arg(arg).arg(ms);
-            match invocation.invoke_async::<i64>(&mut c).await {
-                Ok(reply) => Ok(reply),
-                Err(e) => {
-                    self.forget(generation).await;
-                    Err(e.to_string())
-                }
-            }
+            invocation
+                .invoke_async::<i64>(&mut c)
+                .await
+                .map_err(|e| e.to_string())
         };
         // The connection's own timeouts bound each step; this bounds the whole, waiting
         // for the shared connection included.
         let start = Instant::now();
         let own = start + self.command_timeout * 2;
         let limit = deadline.map_or(own, |d| d.min(own));
-        match tokio::time::timeout_at(limit, call).await {
+        let result = match tokio::time::timeout_at(limit, call).await {
             Ok(result) => result,
             Err(_) => Err(format!(
                 "no answer within {} ms (coordination.redis_timeout_ms, \
                  coordination.lock_acquire_timeout_ms)",
                 start.elapsed().as_millis()
             )),
+        };
+        // A connection that failed or hung is not trusted again (it may be half-open, or
+        // to a primary demoted by a failover): the next call connects afresh.
+        let generation = used.load(Ordering::Relaxed);
+        if result.is_err() && generation != 0 {
+            self.forget(generation).await;
         }
+        result
     }
 
     /// Takes the lock of `address`, trying until `deadline`.
@@ -267,8 +274,9 @@ impl RedisLocks {
         let started = Instant::now();
         let expiry_ms = u64::try_from(self.expiry.as_millis()).unwrap_or(u64::MAX);
         let mut pause = Duration::from_millis(5);
-        // Whether an attempt may have set the key without our hearing of it.
-        let mut unconfirmed = false;
+        // When the first attempt that may have set the key without our hearing of it was
+        // sent.
+        let mut unconfirmed: Option<Instant> = None;
         let mut last_error: Option<String>;
         loop {
             let sent = Instant::now();
@@ -287,7 +295,7 @@ impl RedisLocks {
                 Ok(_) => last_error = None,
                 Err(e) => {
                     self.count(|m| m.redis_error(RedisOp::Acquire));
-                    unconfirmed = true;
+                    unconfirmed.get_or_insert(sent);
                     last_error = Some(e);
                 }
             }
@@ -307,12 +315,13 @@ impl RedisLocks {
             pause = (pause * 2).min(Duration::from_millis(100));
         }
         let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        if unconfirmed {
-            // Our token may be on the key; give it back rather than block the address
-            // until the expiry. Best effort: if Redis is still away, the expiry does it.
+        if let Some(since) = unconfirmed {
+            // Our token may be on the key (an attempt's answer was lost, or Redis will
+            // still run an attempt it has queued): give it back rather than block the
+            // address until the expiry.
             let this = self.clone();
             tokio::spawn(async move {
-                let _ = this.run(&this.release, &key, &token, 0, None).await;
+                this.give_back(Lease { key, token, since }, true).await;
             });
         }
         match last_error {
@@ -327,39 +336,65 @@ impl RedisLocks {
         }
     }
 
-    /// Gives the lock back. A lock that expired under its holder is reported loudly: the
-    /// holder's work may have overlapped another replica's for the same address.
+    /// Gives the lock back. While Redis does not answer, tries again until the lock would
+    /// have lapsed anyway, so a short outage does not keep the address locked for the whole
+    /// expiry. A lock found no longer ours is reported loudly: the holder's work may have
+    /// overlapped another replica's for the same address.
     pub async fn release(&self, lease: Lease) {
-        let held = lease.since.elapsed();
-        match self
-            .run(&self.release, &lease.key, &lease.token, 0, None)
-            .await
-        {
-            Ok(1) => self.count(|m| m.lock_release(LockRelease::Released)),
-            Ok(_) => {
-                self.count(|m| m.lock_release(LockRelease::Expired));
-                tracing::error!(
-                    key = lease.key.as_str(),
-                    held_ms = held.as_millis() as u64,
-                    expiry_ms = self.expiry.as_millis() as u64,
-                    "the coordination lock expired before its holder released it: another \
-                     replica may have updated this address's bounce record at the same time; \
-                     check its hardBounceCount and raise coordination.lock_expiry_ms"
-                );
+        self.give_back(lease, false).await;
+    }
+
+    /// [`RedisLocks::release`]; `abandoned` for the token of a wait that gave up, which
+    /// is most likely not on the key at all: nothing to report then.
+    async fn give_back(&self, lease: Lease, abandoned: bool) {
+        let lapses = lease.since + self.expiry;
+        let mut pause = Duration::from_millis(100);
+        let error = loop {
+            // The first attempt is made even past the expiry: it tells whether the lock
+            // was still ours.
+            let deadline = (Instant::now() < lapses).then_some(lapses);
+            match self
+                .run(&self.release, &lease.key, &lease.token, 0, deadline)
+                .await
+            {
+                Ok(_) if abandoned => return,
+                Ok(1) => {
+                    self.count(|m| m.lock_release(LockRelease::Released));
+                    return;
+                }
+                Ok(_) => {
+                    self.count(|m| m.lock_release(LockRelease::Expired));
+                    tracing::error!(
+                        key = lease.key.as_str(),
+                        held_ms = lease.since.elapsed().as_millis() as u64,
+                        expiry_ms = self.expiry.as_millis() as u64,
+                        "the coordination lock was no longer held when its holder released it \
+                         (it expired, or Redis lost it in a restart): another replica may have \
+                         updated this address's bounce record at the same time; check its \
+                         hardBounceCount (docs/replicas.md)"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    self.count(|m| m.redis_error(RedisOp::Release));
+                    if Instant::now() + pause >= lapses {
+                        break e;
+                    }
+                }
             }
-            Err(e) => {
-                self.count(|m| {
-                    m.redis_error(RedisOp::Release);
-                    m.lock_release(LockRelease::RedisError);
-                });
-                tracing::warn!(
-                    key = lease.key.as_str(),
-                    error = e.as_str(),
-                    expiry_ms = self.expiry.as_millis() as u64,
-                    "could not release the coordination lock; it lapses at its expiry"
-                );
-            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_secs(2));
+        };
+        if abandoned {
+            return;
         }
+        self.count(|m| m.lock_release(LockRelease::RedisError));
+        tracing::warn!(
+            key = lease.key.as_str(),
+            error = error.as_str(),
+            expiry_ms = self.expiry.as_millis() as u64,
+            "could not release the coordination lock; it lapses at its expiry"
+        );
     }
 }
 

@@ -4,7 +4,8 @@
 //! deployment passes it from a Secret). Bounces for one address sent to both at once must
 //! be counted exactly once each; with Redis stopped mid-run nothing is counted without the
 //! lock (451s while it is down) and the senders' retries bring the count to exactly the
-//! number of distinct bounces once it is back.
+//! number of distinct bounces once it is back, whether it was killed (locks forgotten) or
+//! frozen with SIGSTOP (connections hang, locks kept).
 //!
 //! The tests start their own redis-server on a free loopback port, without persistence, in
 //! a temporary directory; without redis-server installed they fail with the install line.
@@ -133,6 +134,21 @@ impl Redis {
             .unwrap_or(false)
     }
 
+    /// Sends a signal (`STOP`, `CONT`) to the server.
+    fn signal(&self, name: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("redis-server runs");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
     /// SIGKILL: the harshest stop, every lock forgotten.
     async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -183,7 +199,9 @@ fn replica(
         // The count must be free to reach every bounce sent: no threshold unsubscribe.
         .env("NOTIFY_INBOUND__BOUNCE__UNSUB_THRESHOLD", "1000")
         .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
-        .env("NOTIFY_INBOUND__API__TIMEOUT_MS", "5000")
+        // 1 s: the lock expiry derived from it is 13 s, so a lock left behind by an outage
+        // lapses within the test's time.
+        .env("NOTIFY_INBOUND__API__TIMEOUT_MS", "1000")
         .env("NOTIFY_INBOUND__LOG__LEVEL", "info")
         .env_remove("RUST_LOG")
         .current_dir(dir)
@@ -440,8 +458,26 @@ fn check_config_shows_coordination_with_the_password_redacted() {
     );
 }
 
+/// How Redis goes away in the middle of a run.
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// SIGKILL, then a new server: every lock forgotten.
+    Killed,
+    /// SIGSTOP, then SIGCONT: connections hang, and the locks are still there after.
+    Frozen,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn redis_stopped_mid_run_gives_451s_and_the_retries_count_each_bounce_once() {
+async fn redis_killed_mid_run_gives_451s_and_the_retries_count_each_bounce_once() {
+    redis_outage_mid_run(Outage::Killed).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_mid_run_gives_451s_and_the_retries_count_each_bounce_once() {
+    redis_outage_mid_run(Outage::Frozen).await;
+}
+
+async fn redis_outage_mid_run(how: Outage) {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = Redis::start(dir.path()).await;
     let fake = Arc::new(FakeApi::start().await);
@@ -462,7 +498,7 @@ async fn redis_stopped_mid_run_gives_451s_and_the_retries_count_each_bounce_once
         Duration::from_secs(120),
     ));
 
-    // Stop Redis once some bounces are counted, keep it down 3 s, then bring it back.
+    // Take Redis away once some bounces are counted, for 3 s, then bring it back.
     let deadline = Instant::now() + Duration::from_secs(30);
     while fake
         .bounces_of(BOUNCED)
@@ -477,13 +513,19 @@ async fn redis_stopped_mid_run_gives_451s_and_the_retries_count_each_bounce_once
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    redis.kill().await;
+    match how {
+        Outage::Killed => redis.kill().await,
+        Outage::Frozen => redis.signal("STOP"),
+    }
     let down_from = Instant::now();
     let counted_at_kill = fake.bounces_of(BOUNCED)[0].hard_bounce_count;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let counted_while_down = fake.bounces_of(BOUNCED)[0].hard_bounce_count;
     let down_until = Instant::now();
-    redis.spawn().await;
+    match how {
+        Outage::Killed => redis.spawn().await,
+        Outage::Frozen => redis.signal("CONT"),
+    }
 
     let attempts = tokio::time::timeout(Duration::from_secs(150), sending)
         .await
@@ -499,8 +541,8 @@ async fn redis_stopped_mid_run_gives_451s_and_the_retries_count_each_bounce_once
         .filter(|a| a.started >= down_from && a.ended <= down_until)
         .collect();
     eprintln!(
-        "Redis outage: counted {counted_at_kill} at the kill, {counted_while_down} after 3 s \
-         down; {} attempts wholly inside the outage; {} attempts in all for {N} bounces; \
+        "Redis {how:?}: counted {counted_at_kill} when it went, {counted_while_down} after 3 s \
+         away; {} attempts wholly inside the outage; {} attempts in all for {N} bounces; \
          {report}",
         inside.len(),
         all.len()
