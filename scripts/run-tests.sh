@@ -7,6 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/ensure-proxies.sh
+# The replica tests start their own redis-server.
+scripts/ensure-redis.sh
 # The TLS tests offer old protocols and suites with openssl s_client.
 if ! command -v openssl >/dev/null 2>&1; then
   apt-get update && apt-get install -y openssl

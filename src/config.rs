@@ -64,6 +64,8 @@ pub struct Settings {
     pub api: ApiSettings,
     pub operations: OperationsSettings,
     pub log: LogSettings,
+    #[serde(default)]
+    pub coordination: CoordinationSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -234,6 +236,95 @@ pub struct LogSettings {
     pub level: String,
 }
 
+/// Serialisation of bounce updates across replicas through a Redis lock (README,
+/// "Several replicas").
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinationSettings {
+    /// `redis://[user:password@]host:port/db` or `rediss://…` (TLS); empty = off.
+    pub redis_url: String,
+    /// Overrides a password in `redis_url`; empty = the URL's, if any.
+    pub redis_password: String,
+    /// Prepended to every lock key.
+    pub key_prefix: String,
+    /// How long a lock lives unless its holder releases it; 0 = derived from `api.timeout_ms`.
+    pub lock_expiry_ms: u64,
+    /// How long a message waits for its address's lock before it is answered 451.
+    pub lock_acquire_timeout_ms: u64,
+    /// Bound on connecting to Redis and on each command.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for CoordinationSettings {
+    fn default() -> Self {
+        CoordinationSettings {
+            redis_url: String::new(),
+            redis_password: String::new(),
+            key_prefix: "notify-inbound:lock:".to_string(),
+            lock_expiry_ms: 0,
+            lock_acquire_timeout_ms: 10_000,
+            redis_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for CoordinationSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CoordinationSettings")
+            .field("redis_url", &redact_url_password(&self.redis_url))
+            .field("redis_password", &redact(&self.redis_password))
+            .field("key_prefix", &self.key_prefix)
+            .field("lock_expiry_ms", &self.lock_expiry_ms)
+            .field("lock_acquire_timeout_ms", &self.lock_acquire_timeout_ms)
+            .field("redis_timeout_ms", &self.redis_timeout_ms)
+            .finish()
+    }
+}
+
+/// API calls made while one address's lock is held, at most: read the bounce record, write
+/// it, unsubscribe, retire the record.
+pub const API_CALLS_UNDER_LOCK: u64 = 4;
+
+impl CoordinationSettings {
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.trim().is_empty()
+    }
+
+    /// The shortest lock expiry that outlasts the work done under the lock: each API call
+    /// may wait `api.timeout_ms` for a slot among `api.max_in_flight` and then take
+    /// `api.timeout_ms` itself.
+    pub fn min_lock_expiry_ms(api: &ApiSettings) -> u64 {
+        API_CALLS_UNDER_LOCK
+            .saturating_mul(2)
+            .saturating_mul(api.timeout_ms)
+    }
+
+    /// `lock_expiry_ms`, or when 0 the minimum plus a margin for the Redis round trips.
+    pub fn effective_lock_expiry_ms(&self, api: &ApiSettings) -> u64 {
+        if self.lock_expiry_ms > 0 {
+            self.lock_expiry_ms
+        } else {
+            Self::min_lock_expiry_ms(api).saturating_add(5_000)
+        }
+    }
+}
+
+/// A URL with the password of its user information replaced, for logs and error messages.
+pub fn redact_url_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut u) if u.password().is_some() => {
+            if u.set_password(Some("redacted")).is_err() {
+                return "<redacted URL>".to_string();
+            }
+            u.to_string()
+        }
+        Ok(_) => text.to_string(),
+        // Not a URL: it may still hold a secret; show nothing of what follows an `@`.
+        Err(_) if text.contains('@') => "<redacted URL>".to_string(),
+        Err(_) => text.to_string(),
+    }
+}
+
 fn redact(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
 }
@@ -355,6 +446,10 @@ impl Settings {
         if s.inbound_smtp_server.options.key.contains("-----BEGIN") {
             s.inbound_smtp_server.options.key = "<redacted PEM>".into();
         }
+        if !s.coordination.redis_password.is_empty() {
+            s.coordination.redis_password = "<redacted>".into();
+        }
+        s.coordination.redis_url = redact_url_password(&s.coordination.redis_url);
         s
     }
 
@@ -526,11 +621,56 @@ impl Settings {
                 "host:port such as 127.0.0.1:9025, or empty to turn it off",
             ));
         }
+        self.validate_coordination()?;
         if crate::logging::filter(&self.log.level, None).is_err() {
             return Err(ConfigError::invalid(
                 "log.level",
                 &self.log.level,
                 "a level such as info, debug or warn (or a tracing filter directive)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    fn validate_coordination(&self) -> Result<(), ConfigError> {
+        let c = &self.coordination;
+        if c.enabled() {
+            let url = c.redis_url.trim();
+            let scheme_ok = url.starts_with("redis://") || url.starts_with("rediss://");
+            if !scheme_ok || redis::IntoConnectionInfo::into_connection_info(url).is_err() {
+                return Err(ConfigError::invalid(
+                    "coordination.redis_url",
+                    redact_url_password(url),
+                    "redis://host:6379/0 or rediss://host:6379/0 (TLS), optionally with \
+                     user:password@ before the host, or empty to turn coordination off",
+                ));
+            }
+        }
+        for (key, v) in [
+            ("lock_acquire_timeout_ms", c.lock_acquire_timeout_ms),
+            ("redis_timeout_ms", c.redis_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::invalid(
+                    &format!("coordination.{key}"),
+                    0,
+                    "a number of milliseconds greater than 0",
+                ));
+            }
+        }
+        let min = CoordinationSettings::min_lock_expiry_ms(&self.api);
+        if c.lock_expiry_ms != 0 && c.lock_expiry_ms < min {
+            return Err(ConfigError::invalid(
+                "coordination.lock_expiry_ms",
+                c.lock_expiry_ms,
+                format!(
+                    "0 (derived) or at least {min} ms: {API_CALLS_UNDER_LOCK} API calls are \
+                     made under the lock, each up to 2 × api.timeout_ms ({} ms) with the wait \
+                     for a slot, and a lock must not expire under its holder",
+                    self.api.timeout_ms
+                ),
             ));
         }
         Ok(())
@@ -698,6 +838,66 @@ mod tests {
             e.contains("internal_http_host") && e.contains("\"notifybc\""),
             "{e}"
         );
+    }
+
+    #[test]
+    fn coordination_is_off_by_default_and_checked_when_on() {
+        let s = Settings::defaults().unwrap();
+        assert!(!s.coordination.enabled());
+        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 85_000);
+
+        let s = Settings::from_toml_str(
+            "[coordination]\nredis_url = 'rediss://:pw@redis.example:6380/2'\n",
+        )
+        .unwrap();
+        assert!(s.coordination.enabled());
+
+        let e = Settings::from_toml_str("[coordination]\nredis_url = 'http://u:hunter2@h/0'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("coordination.redis_url"), "{e}");
+        assert!(!e.contains("hunter2"), "the password is not shown: {e}");
+
+        let e = Settings::from_toml_str(
+            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 15000\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("coordination.lock_expiry_ms")
+                && e.contains("16000")
+                && e.contains("api.timeout_ms"),
+            "{e}"
+        );
+        let s = Settings::from_toml_str(
+            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 16000\n",
+        )
+        .unwrap();
+        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 16_000);
+
+        let e = Settings::from_toml_str("[coordination]\nlock_acquire_timeout_ms = 0\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("coordination.lock_acquire_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn redis_secrets_are_redacted() {
+        let s = Settings::from_toml_str(
+            "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
+             redis_password = 'swordfish'\n",
+        )
+        .unwrap();
+        let shown = toml::to_string(&s.redacted()).unwrap();
+        let debug = format!("{s:?}");
+        for text in [&shown, &debug] {
+            assert!(
+                !text.contains("hunter2") && !text.contains("swordfish"),
+                "{text}"
+            );
+        }
+        assert!(shown.contains("redis://user:redacted@h:6379/0"), "{shown}");
+        assert_eq!(redact_url_password("redis://h:6379/0"), "redis://h:6379/0");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod address;
 pub mod api;
 pub mod classify;
 pub mod config;
+pub mod coordination;
 pub mod flows;
 pub mod limiter;
 pub mod logging;

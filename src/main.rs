@@ -156,7 +156,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let readiness = Arc::new(Readiness::new(probe));
     // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
     let ops_listener = ops::bind(&settings.operations).await?;
-    let processor = Arc::new(Processor::with_client(&settings, api)?);
+    let processor = Arc::new(Processor::with_client(&settings, api)?.with_metrics(metrics.clone()));
     let server = Server::start(settings.clone(), processor, metrics.clone()).await?;
     readiness.set_listeners_ready(true);
     let ops_done = Arc::new(tokio::sync::Notify::new());

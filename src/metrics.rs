@@ -24,6 +24,9 @@
 //! | `smtp_rcpt_rejected_total` | counter | `reason` ([`RcptReason`]) |
 //! | `api_requests_total` | counter | `endpoint` ([`ApiEndpoint`]), `status` ([`ApiStatus`]) |
 //! | `api_request_duration_seconds` | histogram | `endpoint` |
+//! | `coordination_lock_acquisitions_total` | counter | `result` ([`LockResult`]) |
+//! | `coordination_lock_releases_total` | counter | `result` ([`LockRelease`]) |
+//! | `coordination_redis_errors_total` | counter | `op` ([`RedisOp`]) |
 
 use std::time::Duration;
 
@@ -297,6 +300,51 @@ impl ApiStatus {
     }
 }
 
+label_enum! {
+    /// How a wait for an address's cross-replica lock ended (`[coordination]`).
+    LockResult {
+        Acquired => "acquired",
+        /// Still held elsewhere when `coordination.lock_acquire_timeout_ms` ran out.
+        Busy => "busy",
+        /// Redis did not answer or failed until the acquire timeout ran out.
+        RedisError => "redis_error",
+    }
+}
+
+label_enum! {
+    /// How a cross-replica lock was given back.
+    LockRelease {
+        Released => "released",
+        /// It had expired under its holder (and may have been taken by another replica).
+        Expired => "expired",
+        /// Redis did not answer; the lock lapses at its expiry.
+        RedisError => "redis_error",
+    }
+}
+
+label_enum! {
+    /// Which Redis operation failed.
+    RedisOp {
+        Acquire => "acquire",
+        Release => "release",
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LockResultLabels {
+    result: LockResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LockReleaseLabels {
+    result: LockRelease,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RedisOpLabels {
+    op: RedisOp,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ListenerLabels {
     listener: String,
@@ -383,6 +431,9 @@ pub struct Metrics {
     rcpt_rejected: Vec<Counter>,
     api_requests: Vec<Counter>,
     api_latency: Vec<Histogram>,
+    lock_acquisitions: Vec<Counter>,
+    lock_releases: Vec<Counter>,
+    redis_errors: Vec<Counter>,
 }
 
 impl Default for Metrics {
@@ -498,6 +549,32 @@ impl Metrics {
             EndpointLabels { endpoint }
         });
 
+        let f = Family::<LockResultLabels, Counter>::default();
+        registry.register(
+            "coordination_lock_acquisitions",
+            "Waits for an address's cross-replica lock, by result",
+            f.clone(),
+        );
+        let lock_acquisitions = precreate(&f, LockResult::ALL.iter().copied(), |result| {
+            LockResultLabels { result }
+        });
+        let f = Family::<LockReleaseLabels, Counter>::default();
+        registry.register(
+            "coordination_lock_releases",
+            "Cross-replica locks given back, by result",
+            f.clone(),
+        );
+        let lock_releases = precreate(&f, LockRelease::ALL.iter().copied(), |result| {
+            LockReleaseLabels { result }
+        });
+        let f = Family::<RedisOpLabels, Counter>::default();
+        registry.register(
+            "coordination_redis_errors",
+            "Redis commands that failed or did not answer in time, by operation",
+            f.clone(),
+        );
+        let redis_errors = precreate(&f, RedisOp::ALL.iter().copied(), |op| RedisOpLabels { op });
+
         Metrics {
             registry,
             connections,
@@ -510,6 +587,9 @@ impl Metrics {
             rcpt_rejected,
             api_requests,
             api_latency,
+            lock_acquisitions,
+            lock_releases,
+            redis_errors,
         }
     }
 
@@ -566,6 +646,21 @@ impl Metrics {
         let status = ApiStatus::of(status);
         self.api_requests[endpoint.index() * ApiStatus::ALL.len() + status.index()].inc();
         self.api_latency[endpoint.index()].observe(elapsed.as_secs_f64());
+    }
+
+    /// A wait for an address's cross-replica lock ended.
+    pub fn lock_acquisition(&self, result: LockResult) {
+        self.lock_acquisitions[result.index()].inc();
+    }
+
+    /// A cross-replica lock was given back (or could not be).
+    pub fn lock_release(&self, result: LockRelease) {
+        self.lock_releases[result.index()].inc();
+    }
+
+    /// A Redis command failed or did not answer in time.
+    pub fn redis_error(&self, op: RedisOp) {
+        self.redis_errors[op.index()].inc();
     }
 
     /// Everything in the Prometheus text exposition format.
@@ -676,6 +771,26 @@ mod tests {
             r#"notify_inbound_api_request_duration_seconds_bucket{le="10.0",endpoint="find_bounce"} 0"#,
             r#"notify_inbound_api_request_duration_seconds_bucket{le="+Inf",endpoint="find_bounce"} 1"#,
             r#"notify_inbound_api_request_duration_seconds_count{endpoint="create_bounce"} 0"#,
+        ] {
+            assert!(has_line(&t, line), "missing line {line:?} in\n{t}");
+        }
+    }
+
+    #[test]
+    fn coordination_series_exist_from_the_start_and_count() {
+        let m = Metrics::new();
+        m.lock_acquisition(LockResult::Acquired);
+        m.lock_acquisition(LockResult::Acquired);
+        m.lock_release(LockRelease::Expired);
+        m.redis_error(RedisOp::Acquire);
+        let t = m.encode();
+        for line in [
+            r#"notify_inbound_coordination_lock_acquisitions_total{result="acquired"} 2"#,
+            r#"notify_inbound_coordination_lock_acquisitions_total{result="busy"} 0"#,
+            r#"notify_inbound_coordination_lock_releases_total{result="expired"} 1"#,
+            r#"notify_inbound_coordination_lock_releases_total{result="released"} 0"#,
+            r#"notify_inbound_coordination_redis_errors_total{op="acquire"} 1"#,
+            r#"notify_inbound_coordination_redis_errors_total{op="release"} 0"#,
         ] {
             assert!(has_line(&t, line), "missing line {line:?} in\n{t}");
         }

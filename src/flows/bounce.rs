@@ -52,7 +52,10 @@ impl Processor {
             return self.no_subscription(envelope, raw).await;
         };
         let decision = decide(raw, &self.filters, &address);
-        let _serialised = self.locks.lock(&address).await;
+        let _serialised = match self.locks.lock(&address).await {
+            Ok(guard) => guard,
+            Err(e) => return Handled::lock_failure(&e),
+        };
 
         let record = match self.api.find_active_bounces(&address).await {
             Ok(records) => records.into_iter().next(),
@@ -188,7 +191,10 @@ impl Processor {
         if subscription.state.as_deref() != Some("deleted") || !code_matches {
             return dropped;
         }
-        let _serialised = self.locks.lock(&address).await;
+        let _serialised = match self.locks.lock(&address).await {
+            Ok(guard) => guard,
+            Err(e) => return Handled::lock_failure(&e),
+        };
         let record = match self.api.find_active_bounces(&address).await {
             Ok(records) => records.into_iter().next(),
             Err(e) => return Handled::api_failure(&e),

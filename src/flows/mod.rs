@@ -13,16 +13,19 @@ mod locks;
 mod unsubscribe;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
 use crate::address::{Kind, Recipient};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
+use crate::coordination::{LockError, RedisLocks};
+use crate::metrics::Metrics;
 use crate::reply::Reply;
 
 use crate::classify;
-pub use locks::KeyedLocks;
+pub use locks::{AddressLocks, KeyedLocks};
 
 /// What the SMTP session hands over once DATA is complete.
 #[derive(Debug, Clone)]
@@ -56,7 +59,7 @@ pub struct Processor {
     filters: classify::Filters,
     bounce: BounceSettings,
     unsubscribe_enabled: bool,
-    locks: KeyedLocks,
+    locks: AddressLocks,
 }
 
 impl Processor {
@@ -71,8 +74,16 @@ impl Processor {
             filters: classify::Filters::new(&settings.bounce)?,
             bounce: settings.bounce.clone(),
             unsubscribe_enabled: settings.list_unsubscribe_by_email.enabled,
-            locks: KeyedLocks::new(),
+            locks: AddressLocks::new(RedisLocks::from_settings(settings)?),
         })
+    }
+
+    /// Counts the cross-replica lock's events in `metrics` (the API client counts its own).
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Processor {
+        if let Some(redis) = self.locks.redis() {
+            redis.set_metrics(metrics);
+        }
+        self
     }
 
     pub fn api(&self) -> &ApiClient {
@@ -123,6 +134,18 @@ impl Handled {
             outcome: "api_unavailable",
             reply: Reply::temporary(
                 "the notification service is unavailable, please try again later",
+            ),
+            detail: Some(error.to_string()),
+        }
+    }
+
+    /// 451 4.3.0: the address's cross-replica lock could not be had, so the bounce record
+    /// was not touched; the sender retries.
+    fn lock_failure(error: &LockError) -> Handled {
+        Handled {
+            outcome: "lock_unavailable",
+            reply: Reply::temporary(
+                "this bounce cannot be recorded safely right now, please try again later",
             ),
             detail: Some(error.to_string()),
         }
