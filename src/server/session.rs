@@ -392,7 +392,7 @@ impl Session {
                         452,
                         "4.5.3",
                         format!(
-                            "too many recipients: at most {} unsubscribe or bounce recipients per transaction; send this one in a new transaction",
+                            "too many recipients: at most {} per transaction; send this one in a new transaction",
                             cfg.max_recipients
                         ),
                     ));
