@@ -538,20 +538,11 @@ impl Connection {
                 "recipient refused; the message was accepted for the others"
             );
         }
+        // Counts only: the ids are in the log, and a reply line stays short whatever they are.
         let reply = Reply::ok(format!(
-            "message accepted for {} of {total} recipients; refused: {}",
+            "message accepted for {} of {total} recipients; {} refused",
             total - refused.len(),
-            refused
-                .iter()
-                .map(|(rcpt, r)| format!(
-                    "{}-{} ({} {})",
-                    rcpt.kind.as_str(),
-                    rcpt.id,
-                    r.code,
-                    r.enhanced
-                ))
-                .collect::<Vec<_>>()
-                .join(", ")
+            refused.len()
         ));
         (reply, bounces)
     }
