@@ -13,7 +13,7 @@ use notify_inbound::classify::OutputFormat;
 use notify_inbound::config::{Settings, Sources};
 use notify_inbound::flows::Processor;
 use notify_inbound::metrics::Metrics;
-use notify_inbound::ops::{self, HttpApiProbe, OpsState, Readiness};
+use notify_inbound::ops::{self, ApiMonitor, HttpApiProbe, OpsState, Readiness};
 use notify_inbound::server::Server;
 
 /// Most of the work per message is short-lived allocations spread over the runtime's
@@ -153,7 +153,8 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::new());
     let api = ApiClient::new(&settings)?.with_metrics(metrics.clone());
     let probe = HttpApiProbe::from_settings(&settings, api.clone());
-    let readiness = Arc::new(Readiness::new(probe));
+    let readiness = Arc::new(Readiness::new());
+    let api_monitor = Arc::new(ApiMonitor::new(probe, metrics.clone())).spawn(ApiMonitor::DEFAULT_INTERVAL);
     // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
     let ops_listener = ops::bind(&settings.operations).await?;
     let processor = Arc::new(Processor::with_client(&settings, api)?);
@@ -175,8 +176,24 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
-    wait_for_signal().await;
+    let signal = wait_for_signal().await;
+    readiness.start_draining();
+    // Only SIGTERM, what orchestrators send, waits: the endpoint removal is still on its way
+    // to the load balancers, whose new connections keep arriving meanwhile. A second signal
+    // cuts the wait short.
+    let drain = Duration::from_secs(settings.inbound_smtp_server.limits.drain_delay_secs);
+    if signal == StopSignal::Terminate && !drain.is_zero() {
+        tracing::info!(
+            drain_delay_secs = drain.as_secs(),
+            "SIGTERM: /readyz answers 503; still accepting connections until the drain delay is over"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = wait_for_signal() => tracing::info!("second signal: drain delay cut short"),
+        }
+    }
     readiness.set_listeners_ready(false);
+    api_monitor.abort();
     let grace = Duration::from_secs(settings.inbound_smtp_server.limits.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -191,7 +208,13 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    Terminate,
+    Interrupt,
+}
+
+async fn wait_for_signal() -> StopSignal {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
@@ -199,10 +222,10 @@ async fn wait_for_signal() {
     ) else {
         // Without signal handlers only Ctrl-C via tokio's portable handler remains.
         let _ = tokio::signal::ctrl_c().await;
-        return;
+        return StopSignal::Interrupt;
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = term.recv() => StopSignal::Terminate,
+        _ = int.recv() => StopSignal::Interrupt,
     }
 }
