@@ -154,11 +154,15 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let api = ApiClient::new(&settings)?.with_metrics(metrics.clone());
     let probe = HttpApiProbe::from_settings(&settings, api.clone());
     let readiness = Arc::new(Readiness::new());
-    let api_monitor = Arc::new(ApiMonitor::new(probe, metrics.clone())).spawn(ApiMonitor::DEFAULT_INTERVAL);
+    let api_monitor =
+        Arc::new(ApiMonitor::new(probe, metrics.clone())).spawn(ApiMonitor::DEFAULT_INTERVAL);
     // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
     let ops_listener = ops::bind(&settings.operations).await?;
     let processor = Arc::new(Processor::with_client(&settings, api)?);
     let server = Server::start(settings.clone(), processor, metrics.clone()).await?;
+    // Handlers in place before anything reports ready, so that a signal sent as soon as
+    // `/readyz` answers 200 is handled rather than killing the process.
+    let mut signals = Signals::new();
     readiness.set_listeners_ready(true);
     let ops_done = Arc::new(tokio::sync::Notify::new());
     let ops_task = match ops_listener {
@@ -176,7 +180,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
-    let signal = wait_for_signal().await;
+    let signal = signals.recv().await;
     readiness.start_draining();
     // Only SIGTERM, what orchestrators send, waits: the endpoint removal is still on its way
     // to the load balancers, whose new connections keep arriving meanwhile. A second signal
@@ -189,7 +193,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         );
         tokio::select! {
             _ = tokio::time::sleep(drain) => {}
-            _ = wait_for_signal() => tracing::info!("second signal: drain delay cut short"),
+            _ = signals.recv() => tracing::info!("second signal: drain delay cut short"),
         }
     }
     readiness.set_listeners_ready(false);
@@ -214,18 +218,33 @@ enum StopSignal {
     Interrupt,
 }
 
-async fn wait_for_signal() -> StopSignal {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers only Ctrl-C via tokio's portable handler remains.
-        let _ = tokio::signal::ctrl_c().await;
-        return StopSignal::Interrupt;
-    };
-    tokio::select! {
-        _ = term.recv() => StopSignal::Terminate,
-        _ = int.recv() => StopSignal::Interrupt,
+/// SIGTERM and SIGINT handlers, installed when created.
+struct Signals {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        Signals { handlers }
+    }
+
+    async fn recv(&mut self) -> StopSignal {
+        let Some((term, int)) = self.handlers.as_mut() else {
+            // Without signal handlers only Ctrl-C via tokio's portable handler remains.
+            let _ = tokio::signal::ctrl_c().await;
+            return StopSignal::Interrupt;
+        };
+        tokio::select! {
+            _ = term.recv() => StopSignal::Terminate,
+            _ = int.recv() => StopSignal::Interrupt,
+        }
     }
 }

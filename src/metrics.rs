@@ -359,13 +359,24 @@ struct BuildLabels {
     version: &'static str,
 }
 
-label_enum! {
-    /// Where the served TLS certificate comes from.
-    CertificateSource {
-        /// `inbound_smtp_server.options.cert`/`.key`.
-        Configured => "configured",
-        /// Made at start because no certificate is configured.
-        SelfSigned => "self_signed",
+/// Where the served TLS certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateSource {
+    /// `inbound_smtp_server.options.cert`/`.key`.
+    Configured,
+    /// Made at start because no certificate is configured.
+    SelfSigned,
+}
+
+impl EncodeLabelValue for CertificateSource {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(
+            encoder,
+            match self {
+                CertificateSource::Configured => "configured",
+                CertificateSource::SelfSigned => "self_signed",
+            },
+        )
     }
 }
 

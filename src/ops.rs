@@ -363,7 +363,12 @@ mod tests {
         );
         let reason = m.probe_once().await.unwrap_err();
         assert!(reason.contains("did not answer within 2000 ms"), "{reason}");
-        assert!(metrics.encode().lines().any(|l| l == "notify_inbound_api_up 0"));
+        assert!(
+            metrics
+                .encode()
+                .lines()
+                .any(|l| l == "notify_inbound_api_up 0")
+        );
     }
 
     #[tokio::test(start_paused = true)]

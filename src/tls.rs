@@ -355,7 +355,10 @@ mod tests {
         .err()
         .expect("empty certificate files refused")
         .to_string();
-        assert!(e.contains(c.to_str().unwrap()) && e.contains("are empty"), "{e}");
+        assert!(
+            e.contains(c.to_str().unwrap()) && e.contains("are empty"),
+            "{e}"
+        );
         // One of the two empty: the pair cannot be used either.
         let (cert, _) = generate_self_signed(&["b.example".into()]).unwrap();
         std::fs::write(&c, &cert).unwrap();
@@ -373,7 +376,7 @@ mod tests {
         let mut params = rcgen::CertificateParams::new(vec!["a.example".into()]).unwrap();
         params.not_after = rcgen::date_time_ymd(2031, 3, 4);
         let key = rcgen::KeyPair::generate().unwrap();
-        std::fs::write(&c, params.self_signed(&key).unwrap().pem()).unwrap();
+        std::fs::write(&c, params.clone().self_signed(&key).unwrap().pem()).unwrap();
         std::fs::write(&k, key.serialize_pem()).unwrap();
         let gauge = Gauge::default();
         let p = TlsProvider::new(c.to_str().unwrap(), k.to_str().unwrap(), &[])
@@ -382,15 +385,22 @@ mod tests {
         // 2031-03-04T00:00:00Z
         assert_eq!(gauge.get(), 1_930_348_800);
         params.not_after = rcgen::date_time_ymd(2032, 1, 1);
-        std::fs::write(&c, params.self_signed(&key).unwrap().pem()).unwrap();
+        std::fs::write(&c, params.clone().self_signed(&key).unwrap().pem()).unwrap();
         let f = std::fs::File::options().write(true).open(&c).unwrap();
         f.set_modified(SystemTime::now() + Duration::from_secs(5))
             .unwrap();
         assert!(p.reload_if_changed().unwrap());
-        assert_eq!(gauge.get(), 1_956_528_000, "2032-01-01T00:00:00Z after reload");
+        assert_eq!(
+            gauge.get(),
+            1_956_528_000,
+            "2032-01-01T00:00:00Z after reload"
+        );
         assert_eq!(p.not_after(), gauge.get());
         let s = TlsProvider::new("", "", &["x.example".into()]).unwrap();
-        assert!(s.not_after() > 1_900_000_000, "self-signed has a real notAfter too");
+        assert!(
+            s.not_after() > 1_900_000_000,
+            "self-signed has a real notAfter too"
+        );
     }
 
     #[test]

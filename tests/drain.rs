@@ -96,7 +96,9 @@ async fn unsubscribe(port: u16, id: &str) -> String {
     assert_eq!(code(&c.reply().await), 220);
     c.cmd("EHLO client.example").await;
     c.cmd("MAIL FROM:<bar@foo.com>").await;
-    let r = c.cmd(&format!("RCPT TO:<un-{id}-12345@invalid.local>")).await;
+    let r = c
+        .cmd(&format!("RCPT TO:<un-{id}-12345@invalid.local>"))
+        .await;
     assert_eq!(code(&r), 250, "{r}");
     assert_eq!(code(&c.cmd("DATA").await), 354);
     let reply = c.cmd("Subject: unsubscribe\r\n\r\n.").await;

@@ -173,8 +173,14 @@ async fn readyz_stays_ready_while_the_api_is_down_and_api_up_says_so() {
 
     stand_in.status.store(401, Ordering::SeqCst);
     let reason = ops.monitor.probe_once().await.unwrap_err();
-    assert!(reason.contains("refused our credentials (HTTP 401)"), "{reason}");
-    assert!(!reason.contains("s3cr3t"), "the token must not be shown: {reason}");
+    assert!(
+        reason.contains("refused our credentials (HTTP 401)"),
+        "{reason}"
+    );
+    assert!(
+        !reason.contains("s3cr3t"),
+        "the token must not be shown: {reason}"
+    );
     assert_eq!(api_up(&ops).await, Some(0));
     assert_eq!(get_text(&url).await.0, 200);
 

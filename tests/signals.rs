@@ -223,7 +223,10 @@ async fn operations_endpoint_reports_health_readiness_and_metrics() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(!up, "notify_inbound_api_up never turned 0 with the API down");
+    assert!(
+        !up,
+        "notify_inbound_api_up never turned 0 with the API down"
+    );
     assert_eq!(get("/readyz").await, (200, "ready\n".to_string()));
     child.start_kill().unwrap();
 }

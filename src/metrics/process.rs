@@ -42,7 +42,8 @@ impl ProcessStats {
         let ticks = if ticks > 0 { ticks as f64 } else { 100.0 };
         let page = u64::try_from(page).unwrap_or(4096);
         let cpu_seconds = (field(14)? + field(15)?) as f64 / ticks;
-        let start_time_seconds = boot_time().map(|boot| boot + field(22).unwrap_or(0) as f64 / ticks);
+        let start_time_seconds =
+            boot_time().map(|boot| boot + field(22).unwrap_or(0) as f64 / ticks);
         let open_fds = std::fs::read_dir("/proc/self/fd").ok()?.count() as u64;
         Some(ProcessStats {
             cpu_seconds,
@@ -85,7 +86,7 @@ impl Collector for ProcessCollector {
         };
         let cpu = ConstCounter::new(s.cpu_seconds);
         cpu.encode(encoder.encode_descriptor(
-            "process_cpu_seconds",
+            "process_cpu",
             "Total user and system CPU time spent in seconds",
             Some(&Unit::Seconds),
             cpu.metric_type(),
@@ -151,13 +152,21 @@ mod tests {
             .map(|_| std::fs::File::open("/proc/self/stat").unwrap())
             .collect();
         let more = ProcessStats::read().unwrap();
-        assert!(more.open_fds >= s.open_fds + 40, "{} then {}", s.open_fds, more.open_fds);
+        assert!(
+            more.open_fds >= s.open_fds + 40,
+            "{} then {}",
+            s.open_fds,
+            more.open_fds
+        );
         drop(files);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs_f64();
         let start = s.start_time_seconds.unwrap();
-        assert!(start <= now + 1.0 && start > now - 86_400.0, "{start} vs {now}");
+        assert!(
+            start <= now + 1.0 && start > now - 86_400.0,
+            "{start} vs {now}"
+        );
     }
 }
