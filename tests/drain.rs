@@ -1,7 +1,8 @@
 //! The binary as an orchestrator stops it, and what its logs say about a session:
 //! SIGTERM's drain delay (`/readyz` 503 at once, the listeners still accepting and
 //! delivering for `limits.drain_delay_secs`, then closed), SIGINT without the delay, a
-//! session id on every line of a session, and enum fields in their configuration spelling.
+//! session id on every line of a session, enum fields in their configuration spelling, and the
+//! build, process and certificate-expiry metrics of the running binary.
 
 mod common;
 mod harness;
@@ -265,4 +266,45 @@ async fn every_line_of_a_session_carries_its_id_and_tls_is_in_config_spelling() 
     // Lines outside any session carry none.
     assert!(listener.get("span").is_none(), "{listener}");
     let _ = r.child.wait().await;
+}
+
+#[tokio::test]
+async fn metrics_carry_build_info_the_process_and_the_certificate_expiry() {
+    let fake = FakeApi::start().await;
+    let mut r = spawn(&fake, &[]);
+    wait_ready(&r).await;
+    let body = reqwest::get(format!("http://127.0.0.1:{}/metrics", r.ops))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let value = |name: &str| -> f64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+    };
+    let build = format!(
+        "notify_inbound_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(value(&build), 1.0);
+    assert!(value("process_resident_memory_bytes") > 1e6);
+    assert!(value("process_open_fds") >= 3.0);
+    assert!(value("process_cpu_seconds_total") >= 0.0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let started = value("process_start_time_seconds");
+    assert!(
+        started <= now + 1.0 && started > now - 600.0,
+        "{started} vs {now}"
+    );
+    // No certificate configured: the STARTTLS listener serves a self-signed one.
+    let expiry =
+        value("notify_inbound_tls_certificate_expiry_timestamp_seconds{source=\"self_signed\"}");
+    assert!(expiry > now, "{expiry}");
+    let _ = r.child.start_kill();
 }
