@@ -286,8 +286,8 @@ async fn accept_loop(
 }
 
 /// A short id for a session: 12 hex digits, unique within the process (a counter mapped
-/// one-to-one onto 48 bits) and, from a per-process random start, unlikely to repeat
-/// across replicas and restarts.
+/// one-to-one onto 48 bits) and, starting from the clock and the process id, unlikely to
+/// repeat across replicas and restarts.
 pub fn session_id() -> String {
     use std::sync::OnceLock;
     use std::sync::atomic::AtomicU64;
