@@ -4,7 +4,7 @@
 For machines without `oc` (CI, a plain Kubernetes cluster with `kubectl apply`):
 
     scripts/render_template.py openshift/notify-inbound-template.yaml \
-        -p INBOUND_SMTP_DOMAIN=smtp.example.org -p NOTIFYBC_URL=http://notify-bc:3000 \
+        -p INBOUND_SMTP_DOMAIN=smtp.example.org -p NOTIFYBC_URL=http://nbc-notify-bc:80 \
         -p IMAGE=registry.example.org/notify-inbound:1.0 [-o yaml] > objects.json
 
 Follows `oc process`: `${NAME}` is replaced inside any string value, a whole `${{NAME}}`

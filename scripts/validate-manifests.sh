@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Validates the OpenShift Template: Kubernetes schemas for every core-kind object (with
-# kubernetes-validate from PyPI) and the structure no schema covers (Route, Template
-# parameters, Deployment security context, config.local.toml). Exits non-zero on any failure.
+# Validates the OpenShift Template and the Helm chart: Kubernetes schemas for every core-kind
+# object (with kubernetes-validate from PyPI) and the structure no schema covers (Route, Template
+# parameters, Deployment security context, config.local.toml, chart values). Exits non-zero on
+# any failure. helm comes from scripts/ensure-helm.sh (or HELM=/path/to/helm).
 #
 # kubernetes-validate is installed into a virtual environment under target/ when missing
 # (override the location with MANIFEST_VENV).
@@ -33,4 +34,9 @@ if ! "$venv/bin/python" -c 'import kubernetes_validate, yaml' >/dev/null 2>&1; t
     }
 fi
 
+HELM=$("$root/scripts/ensure-helm.sh") || {
+    echo "validate-manifests: no helm (scripts/ensure-helm.sh failed)" >&2
+    exit 1
+}
+export HELM
 exec "$venv/bin/python" "$root/scripts/validate_manifests.py"

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Validates openshift/notify-inbound-template.yaml (run by scripts/validate-manifests.sh).
+"""Validates openshift/notify-inbound-template.yaml and the Helm chart helm/notify-inbound
+(run by scripts/validate-manifests.sh).
 
 1. The Template's own structure: parameters declared, required, all used, none undeclared.
 2. Its objects rendered with parameters (scripts/render_template.py, as `oc process` would),
@@ -10,7 +11,14 @@
    read-only root filesystem, no privilege escalation, no capabilities, probes on the operations
    port and resources; the ConfigMap's config.local.toml uses only known keys, listens with
    implicit TLS on the port the Service and Route use, serves the mounted Secret's certificate
-   and exposes the operations endpoint on the probed port; HPA and NetworkPolicy fit.
+   and exposes the operations endpoint on the probed port; HPA and NetworkPolicy fit; no Secret
+   is created (existing ones are referenced); the grace period covers the drain delay and the
+   shutdown grace.
+4. The Helm chart, with the helm binary named by HELM: `helm lint --strict`, then
+   `helm template` with several value sets (OpenShift Route and ServiceMonitor APIs on and
+   off, coordination, access token, autoscaling) through the same schema and object checks,
+   plus the chart's own: required values fail naming the key, NotifyBC's Service naming,
+   Redis wiring, the ServiceMonitor.
 
 Exits non-zero when any check fails. Prints `N passed, M failed` last.
 """
@@ -39,7 +47,7 @@ TEMPLATE = os.environ.get(
 DEFAULT_TOML = os.path.join(ROOT, "config.default.toml")
 
 REQUIRED_PARAMS = ["INBOUND_SMTP_DOMAIN", "NOTIFYBC_URL", "IMAGE"]
-EXPECTED_PARAMS = REQUIRED_PARAMS + ["TLS_SECRET_NAME"]
+EXPECTED_PARAMS = REQUIRED_PARAMS + ["TLS_SECRET_NAME", "API_TOKEN_SECRET_NAME"]
 CORE_KINDS = {
     "ConfigMap",
     "Secret",
@@ -49,20 +57,19 @@ CORE_KINDS = {
     "NetworkPolicy",
     "PodDisruptionBudget",
 }
-EXPECTED_KINDS = CORE_KINDS | {"Route"}
+EXPECTED_KINDS = (CORE_KINDS - {"Secret"}) | {"Route"}
+CHART = os.path.join(ROOT, "helm", "notify-inbound")
+ROUTER_SELECTOR = {"policy-group.network.openshift.io/ingress": ""}
 SMTP_PORT = 8465
 OPS_PORT = 9025
 LISTENER_KEYS = {"port", "ip", "tls", "proxy_protocol", "xclient"}
 
-SAMPLE_CERT = "-----BEGIN CERTIFICATE-----\nMIIBsample\n-----END CERTIFICATE-----\n"
 SAMPLE_PARAMS = {
     "INBOUND_SMTP_DOMAIN": "notify-smtp.apps.example.org",
     "MAIL_DOMAINS": "mx.example.org",
-    "NOTIFYBC_URL": "http://notify-bc:3000",
+    "NOTIFYBC_URL": "http://nbc-notify-bc:80",
     "IMAGE": "image-registry.openshift-image-registry.svc:5000/notify/notify-inbound:1.0.0",
     "TLS_SECRET_NAME": "smtp-tls",
-    "TLS_CERT": SAMPLE_CERT,
-    "TLS_KEY": "-----BEGIN PRIVATE KEY-----\nMIIsample\n-----END PRIVATE KEY-----\n",
 }
 
 
@@ -70,8 +77,11 @@ class Checks:
     def __init__(self) -> None:
         self.passed = 0
         self.failed = 0
+        # Said before every check's name: which manifests are being checked.
+        self.prefix = ""
 
     def check(self, ok: bool, what: str, detail: str = "") -> bool:
+        what = self.prefix + what
         if ok:
             self.passed += 1
             print(f"ok    {what}")
@@ -220,22 +230,13 @@ def check_objects(c: Checks, objects: list[dict], params: dict[str, str]) -> Non
     except AssertionError as e:
         c.check(False, "one object of each kind", str(e))
         return
-    tls_secrets = [o for o in objects if o.get("kind") == "Secret"
-                   and o.get("type") == "kubernetes.io/tls"]
-
     leftover = [(p, s) for o in objects for p, s in walk_strings(o) if "${" in s]
     c.check(not leftover, "no ${...} left after rendering", str(leftover[:3]))
 
-    # --- Secret
-    c.check(len(tls_secrets) == 1, "one Secret of type kubernetes.io/tls")
-    if tls_secrets:
-        sec = tls_secrets[0]
-        c.check(sec["metadata"]["name"] == params["TLS_SECRET_NAME"],
-                "TLS Secret is named by TLS_SECRET_NAME")
-        content = {**sec.get("data", {}), **sec.get("stringData", {})}
-        c.check({"tls.crt", "tls.key"} <= set(content), "TLS Secret has tls.crt and tls.key")
-        c.check(content.get("tls.crt") == SAMPLE_CERT,
-                "multi-line PEM parameter lands verbatim in tls.crt")
+    # --- Secrets: referenced, never created, so that applying again cannot blank them.
+    secrets = [o["metadata"]["name"] for o in objects if o.get("kind") == "Secret"]
+    c.check(not secrets, "no Secret object is created (existing Secrets are referenced)",
+            str(secrets))
 
     # --- Deployment
     pod = dep["spec"]["template"]["spec"]
@@ -316,6 +317,12 @@ def check_objects(c: Checks, objects: list[dict], params: dict[str, str]) -> Non
         known = flatten_keys(defaults) | {"inbound_smtp_server.listening_smtp_port"}
         rest = copy.deepcopy(conf)
         listeners = rest.get("inbound_smtp_server", {}).pop("listeners", [])
+        if "coordination" in rest and "coordination" not in defaults:
+            # The chart writes [coordination] only when asked to; a build without Redis
+            # coordination does not know the table (its server would refuse it).
+            rest.pop("coordination")
+            print("note  [coordination] is not in this build's config.default.toml: "
+                  "its keys are checked against the chart's wiring only")
         unknown = sorted(k for k in flatten_keys(rest) if k not in known)
         c.check(not unknown, "config.local.toml uses only keys of config.default.toml",
                 ", ".join(unknown))
@@ -338,11 +345,19 @@ def check_objects(c: Checks, objects: list[dict], params: dict[str, str]) -> Non
             c.check(opts.get("key") == f"{base}/tls.key",
                     "options.key is tls.key of the mounted TLS Secret", str(opts.get("key")))
         c.check(conf.get("internal_http_host") == params["NOTIFYBC_URL"],
-                "internal_http_host is the NOTIFYBC_URL parameter")
+                "internal_http_host is the NotifyBC URL", str(conf.get("internal_http_host")))
         domains = [d.strip() for d in
                    conf.get("inbound_smtp_server", {}).get("domain", "").split(",")]
-        c.check(params["INBOUND_SMTP_DOMAIN"] in domains,
-                "inbound_smtp_server.domain includes INBOUND_SMTP_DOMAIN", str(domains))
+        mail_domain = params.get("MAIL_DOMAIN", params["INBOUND_SMTP_DOMAIN"])
+        c.check(mail_domain in domains,
+                f"inbound_smtp_server.domain includes {mail_domain}", str(domains))
+        limits = {**defaults["inbound_smtp_server"]["limits"],
+                  **conf.get("inbound_smtp_server", {}).get("limits", {})}
+        drain, grace = limits.get("drain_delay_secs", 0), limits.get("shutdown_grace_secs", 0)
+        tgp = pod.get("terminationGracePeriodSeconds", 30)
+        c.check(isinstance(tgp, int) and tgp > drain + grace,
+                "terminationGracePeriodSeconds exceeds drain_delay_secs + shutdown_grace_secs",
+                f"{tgp} vs {drain} + {grace}")
 
     # --- Service
     svc_ports = svc["spec"].get("ports", [])
@@ -370,7 +385,7 @@ def check_objects(c: Checks, objects: list[dict], params: dict[str, str]) -> Non
     c.check(bool(timeout and re.fullmatch(r"\d+(us|ms|s|m|h|d)?", timeout)),
             "Route has haproxy.router.openshift.io/timeout in HAProxy time format", str(timeout))
     c.check(rspec.get("host") == params["INBOUND_SMTP_DOMAIN"],
-            "Route host is INBOUND_SMTP_DOMAIN")
+            "Route host is the configured SMTP host", str(rspec.get("host")))
     to = rspec.get("to", {})
     c.check(to.get("kind") == "Service" and to.get("name") == svc["metadata"]["name"],
             "Route points at the Service")
@@ -405,6 +420,11 @@ def check_objects(c: Checks, objects: list[dict], params: dict[str, str]) -> Non
     c.check(bool(smtp_rules) and all(
         any("namespaceSelector" in f for f in r.get("from", [])) for r in smtp_rules),
         f"NetworkPolicy lets the router namespace reach {SMTP_PORT}")
+    selectors = [f["namespaceSelector"] for r in smtp_rules for f in r.get("from", [])
+                 if "namespaceSelector" in f]
+    c.check(any(sel == {"matchLabels": ROUTER_SELECTOR} for sel in selectors),
+            "routers admitted by OpenShift's policy-group.network.openshift.io/ingress label "
+            "(host-network routers included)", str(selectors))
     c.check(any(OPS_PORT in rule_ports(r) for r in rules),
             f"NetworkPolicy lets the operations port {OPS_PORT} be reached")
 
@@ -475,6 +495,148 @@ def check_containerfile(c: Checks) -> None:
             ".dockerignore keeps target/ out of the build context")
 
 
+
+# ---------------------------------------------------------------------------- Helm chart
+
+CHART_IMAGE = "image-registry.openshift-image-registry.svc:5000/notify/notify-inbound:1.0.0"
+OPENSHIFT_APIS = ["route.openshift.io/v1/Route", "monitoring.coreos.com/v1/ServiceMonitor"]
+# What every rendering of the chart below is given; a case adds to it.
+CHART_BASE = [
+    "inboundSmtpServer.domain=notify.example.org",
+    "tls.existingSecret=smtp-tls",
+    "route.host=notify-smtp.apps.example.org",
+    "image.repository=image-registry.openshift-image-registry.svc:5000/notify/notify-inbound",
+    "image.tag=1.0.0",
+]
+
+
+def helm_binary() -> str | None:
+    return os.environ.get("HELM")
+
+
+def helm_template(helm: str, sets: list[str], apis: list[str],
+                  release: str = "smtp") -> subprocess.CompletedProcess:
+    args = [helm, "template", release, CHART, "--namespace", "notify"]
+    for a in apis:
+        args += ["--api-versions", a]
+    for kv in sets:
+        args += ["--set", kv]
+    return subprocess.run(args, capture_output=True, text=True)
+
+
+def load_docs(text: str) -> list[dict]:
+    import yaml
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def chart_config(objects: list[dict]) -> dict:
+    cm = one(objects, "ConfigMap")
+    return tomllib.loads(cm["data"]["config.local.toml"])
+
+
+def env_of(objects: list[dict]) -> dict[str, Any]:
+    ctr = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e for e in ctr.get("env", [])}
+
+
+def check_chart(c: Checks) -> None:
+    helm = helm_binary()
+    c.prefix = "[chart] "
+    if not c.check(bool(helm), "HELM names a helm binary (scripts/ensure-helm.sh installs one)"):
+        c.prefix = ""
+        return
+    lint = subprocess.run([helm, "lint", "--strict", CHART] +
+                          [x for kv in CHART_BASE for x in ("--set", kv)],
+                          capture_output=True, text=True)
+    c.check(lint.returncode == 0, "helm lint --strict passes", (lint.stdout + lint.stderr)[-800:])
+    print("      " + (lint.stdout.strip().splitlines() or [""])[-1])
+
+    # Required values: each missing one fails the rendering, naming its key.
+    for key, apis in (("inboundSmtpServer.domain", []), ("tls.existingSecret", []),
+                      ("route.host", OPENSHIFT_APIS)):
+        sets = [kv for kv in CHART_BASE if not kv.startswith(key + "=")]
+        r = helm_template(helm, sets, apis)
+        c.check(r.returncode != 0 and key in r.stderr,
+                f"helm template without {key} fails naming it", r.stderr.strip()[-300:])
+
+    cases = [
+        ("OpenShift, defaults", [], OPENSHIFT_APIS, "smtp"),
+        ("OpenShift, autoscaling, token, coordination, ServiceMonitor",
+         ["autoscaling.enabled=true", "notifyBC.accessToken.existingSecret=nbc-token",
+          "coordination.enabled=true", "serviceMonitor.enabled=true", "notifyBC.release=nbc"],
+         OPENSHIFT_APIS, "smtp"),
+        ("plain Kubernetes", ["notifyBC.release=nbc"], [], "smtp"),
+    ]
+    for name, extra, apis, release in cases:
+        c.prefix = f"[chart: {name}] "
+        r = helm_template(helm, CHART_BASE + extra, apis, release)
+        if not c.check(r.returncode == 0, "helm template renders", r.stderr.strip()[-500:]):
+            continue
+        objects = c.run("the rendering is YAML", lambda: load_docs(r.stdout))
+        if not objects:
+            continue
+        kinds = sorted(o["kind"] for o in objects)
+        print(f"      rendered: {', '.join(kinds)}")
+        validate_schemas(c, objects)
+        has_route = any(o["kind"] == "Route" for o in objects)
+        c.check(has_route == bool(apis), "a Route exactly where route.openshift.io/v1 exists")
+        sets = dict(kv.split("=", 1) for kv in CHART_BASE + extra)
+        nbc = sets.get("notifyBC.release", "notify-bc")
+        expected_url = f"http://{nbc if 'notify-bc' in nbc else nbc + '-notify-bc'}:80"
+        params = {
+            "IMAGE": CHART_IMAGE,
+            "TLS_SECRET_NAME": "smtp-tls",
+            "NOTIFYBC_URL": expected_url,
+            "INBOUND_SMTP_DOMAIN": "notify-smtp.apps.example.org",
+            "MAIL_DOMAIN": "notify.example.org",
+        }
+        autoscaling = "autoscaling.enabled=true" in extra
+        if has_route and autoscaling:
+            check_objects(c, objects, params)
+        dep = one(objects, "Deployment")
+        c.check(("replicas" in dep["spec"]) != autoscaling,
+                "replicas set exactly when the HPA does not own them")
+        conf = chart_config(objects)
+        c.check(conf.get("rest_api_root") == "/api", "rest_api_root is /api")
+        c.check(conf.get("internal_http_host") == expected_url,
+                f"the API URL follows NotifyBC's Service naming ({expected_url})",
+                str(conf.get("internal_http_host")))
+        env = env_of(objects)
+        token = env.get("NOTIFY_INBOUND__API__ACCESS_TOKEN")
+        if "notifyBC.accessToken.existingSecret=nbc-token" in extra:
+            ref = (token or {}).get("valueFrom", {}).get("secretKeyRef", {})
+            c.check(ref.get("name") == "nbc-token" and ref.get("key") == "access-token",
+                    "the access token comes from the existing Secret", str(ref))
+        else:
+            c.check(token is None, "no access token without a Secret")
+        redis_pw = env.get("NOTIFY_INBOUND__COORDINATION__REDIS_PASSWORD")
+        if "coordination.enabled=true" in extra:
+            ref = (redis_pw or {}).get("valueFrom", {}).get("secretKeyRef", {})
+            c.check(ref.get("name") == f"{nbc}-redis" and ref.get("key") == "redis-password",
+                    "the Redis password comes from NotifyBC's Bitnami Secret <release>-redis",
+                    str(ref))
+            url = conf.get("coordination", {}).get("redis_url")
+            c.check(url == f"redis://{nbc}-redis-master:6379/0",
+                    "coordination.redis_url is NotifyBC's Bitnami Redis master Service", str(url))
+        else:
+            c.check(redis_pw is None and "coordination" not in conf,
+                    "no coordination unless enabled")
+        monitors = [o for o in objects if o["kind"] == "ServiceMonitor"]
+        if "serviceMonitor.enabled=true" in extra:
+            svc = one(objects, "Service")
+            ep = (monitors[0]["spec"].get("endpoints") or [{}])[0] if monitors else {}
+            c.check(len(monitors) == 1 and ep.get("port") == "ops"
+                    and ep.get("path") == "/metrics"
+                    and monitors[0]["spec"]["selector"]["matchLabels"].items()
+                    <= svc["metadata"]["labels"].items(),
+                    "the ServiceMonitor scrapes /metrics on the Service's ops port")
+        else:
+            c.check(not monitors, "no ServiceMonitor unless enabled")
+        if not autoscaling:
+            check_with_binary(c, objects)
+    c.prefix = ""
+
+
 def main() -> int:
     c = Checks()
     template = c.run(f"load {os.path.relpath(TEMPLATE, ROOT)}",
@@ -489,6 +651,7 @@ def main() -> int:
                                                                          SAMPLE_PARAMS))
             check_with_binary(c, objects)
     check_containerfile(c)
+    check_chart(c)
     print(f"validate-manifests: {c.passed} passed, {c.failed} failed")
     return 1 if c.failed or c.passed == 0 else 0
 

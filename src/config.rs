@@ -120,6 +120,9 @@ pub struct SmtpLimits {
     pub max_errors: usize,
     pub max_transactions: usize,
     pub shutdown_grace_secs: u64,
+    /// On SIGTERM: seconds the listeners keep accepting, with `/readyz` already 503, before
+    /// they close (see the README's Operations section).
+    pub drain_delay_secs: u64,
     pub failed_unsubscribe_threshold: usize,
     pub failed_unsubscribe_window_secs: u64,
 }
@@ -133,6 +136,17 @@ pub enum TlsMode {
     Implicit,
     /// Plain text only.
     None,
+}
+
+/// The configuration spelling (`starttls`, `implicit`, `none`), as logged.
+impl std::fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            TlsMode::Starttls => "starttls",
+            TlsMode::Implicit => "implicit",
+            TlsMode::None => "none",
+        })
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -13,7 +13,7 @@ use notify_inbound::classify::OutputFormat;
 use notify_inbound::config::{Settings, Sources};
 use notify_inbound::flows::Processor;
 use notify_inbound::metrics::Metrics;
-use notify_inbound::ops::{self, HttpApiProbe, OpsState, Readiness};
+use notify_inbound::ops::{self, ApiMonitor, HttpApiProbe, OpsState, Readiness};
 use notify_inbound::server::Server;
 
 /// Most of the work per message is short-lived allocations spread over the runtime's
@@ -161,11 +161,16 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     let metrics = Arc::new(Metrics::new());
     let api = ApiClient::new(&settings)?.with_metrics(metrics.clone());
     let probe = HttpApiProbe::from_settings(&settings, api.clone());
-    let readiness = Arc::new(Readiness::new(probe));
+    let readiness = Arc::new(Readiness::new());
+    let api_monitor =
+        Arc::new(ApiMonitor::new(probe, metrics.clone())).spawn(ApiMonitor::DEFAULT_INTERVAL);
     // Bound before the SMTP listeners so a port clash is reported before mail is accepted.
     let ops_listener = ops::bind(&settings.operations).await?;
     let processor = Arc::new(Processor::with_client(&settings, api)?.with_metrics(metrics.clone()));
     let server = Server::start(settings.clone(), processor, metrics.clone()).await?;
+    // Handlers in place before anything reports ready, so that a signal sent as soon as
+    // `/readyz` answers 200 is handled rather than killing the process.
+    let mut signals = Signals::new();
     readiness.set_listeners_ready(true);
     let ops_done = Arc::new(tokio::sync::Notify::new());
     let ops_task = match ops_listener {
@@ -183,8 +188,24 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
         }
         None => None,
     };
-    wait_for_signal().await;
+    let signal = signals.recv().await;
+    readiness.start_draining();
+    // Only SIGTERM, what orchestrators send, waits: the endpoint removal is still on its way
+    // to the load balancers, whose new connections keep arriving meanwhile. A second signal
+    // cuts the wait short.
+    let drain = Duration::from_secs(settings.inbound_smtp_server.limits.drain_delay_secs);
+    if signal == StopSignal::Terminate && !drain.is_zero() {
+        tracing::info!(
+            drain_delay_secs = drain.as_secs(),
+            "SIGTERM: /readyz answers 503; still accepting connections until the drain delay is over"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(drain) => {}
+            _ = signals.recv() => tracing::info!("second signal: drain delay cut short"),
+        }
+    }
     readiness.set_listeners_ready(false);
+    api_monitor.abort();
     let grace = Duration::from_secs(settings.inbound_smtp_server.limits.shutdown_grace_secs);
     tracing::info!(
         grace_secs = grace.as_secs(),
@@ -199,18 +220,39 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers only Ctrl-C via tokio's portable handler remains.
-        let _ = tokio::signal::ctrl_c().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopSignal {
+    Terminate,
+    Interrupt,
+}
+
+/// SIGTERM and SIGINT handlers, installed when created.
+struct Signals {
+    handlers: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    fn new() -> Signals {
+        use tokio::signal::unix::{SignalKind, signal};
+        let handlers = match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Some((term, int)),
+            _ => None,
+        };
+        Signals { handlers }
+    }
+
+    async fn recv(&mut self) -> StopSignal {
+        let Some((term, int)) = self.handlers.as_mut() else {
+            // Without signal handlers only Ctrl-C via tokio's portable handler remains.
+            let _ = tokio::signal::ctrl_c().await;
+            return StopSignal::Interrupt;
+        };
+        tokio::select! {
+            _ = term.recv() => StopSignal::Terminate,
+            _ = int.recv() => StopSignal::Interrupt,
+        }
     }
 }

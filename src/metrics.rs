@@ -28,6 +28,14 @@
 //! | `coordination_lock_acquisitions_total` | counter | `result` ([`LockResult`]) |
 //! | `coordination_lock_releases_total` | counter | `result` ([`LockRelease`]) |
 //! | `coordination_redis_errors_total` | counter | `op` ([`RedisOp`]) |
+//! | `api_up` | gauge | 1 when the last periodic API probe succeeded, 0 otherwise |
+//! | `build_info` | gauge (always 1) | `version` |
+//! | `tls_certificate_expiry_timestamp_seconds` | gauge | `source` (`configured`, `self_signed`); present once a certificate is loaded |
+//!
+//! and, unprefixed as every Prometheus client library names them, the process metrics of
+//! [`process`] (`process_cpu_seconds_total`, `process_resident_memory_bytes`, ...).
+
+pub mod process;
 
 use std::time::Duration;
 
@@ -420,6 +428,37 @@ struct EndpointLabels {
     endpoint: ApiEndpoint,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BuildLabels {
+    version: &'static str,
+}
+
+/// Where the served TLS certificate comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CertificateSource {
+    /// `inbound_smtp_server.options.cert`/`.key`.
+    Configured,
+    /// Made at start because no certificate is configured.
+    SelfSigned,
+}
+
+impl EncodeLabelValue for CertificateSource {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        std::fmt::Write::write_str(
+            encoder,
+            match self {
+                CertificateSource::Configured => "configured",
+                CertificateSource::SelfSigned => "self_signed",
+            },
+        )
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CertificateLabels {
+    source: CertificateSource,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn api_latency_histogram() -> Histogram {
@@ -461,6 +500,10 @@ pub struct Metrics {
     lock_releases: Vec<Counter>,
     redis_errors: Vec<Counter>,
     bounces: Vec<Counter>,
+    api_up: Gauge,
+    tls_expiry: Family<CertificateLabels, Gauge>,
+    /// Unprefixed: the process metrics keep their standard names.
+    process: Registry,
 }
 
 impl Default for Metrics {
@@ -610,8 +653,37 @@ impl Metrics {
         let bounces = precreate(&f, BounceOutcome::ALL.iter().copied(), |outcome| {
             BounceLabels { outcome }
         });
+        let api_up = Gauge::default();
+        registry.register(
+            "api_up",
+            "1 when the last periodic probe of the notification service API succeeded, 0 otherwise",
+            api_up.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        registry.register(
+            "build_info",
+            "Always 1; the labels say which build is running",
+            build.clone(),
+        );
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        let tls_expiry = Family::<CertificateLabels, Gauge>::default();
+        registry.register_with_unit(
+            "tls_certificate_expiry_timestamp",
+            "When the served TLS certificate expires (its notAfter), in Unix seconds",
+            Unit::Seconds,
+            tls_expiry.clone(),
+        );
+        let mut process = Registry::default();
+        process.register_collector(Box::new(process::ProcessCollector));
 
         Metrics {
+            api_up,
+            tls_expiry,
+            process,
             registry,
             connections,
             connections_open,
@@ -705,10 +777,27 @@ impl Metrics {
         self.redis_errors[op.index()].inc();
     }
 
+    /// The result of a periodic API probe.
+    pub fn set_api_up(&self, up: bool) {
+        self.api_up.set(i64::from(up));
+    }
+
+    /// The series of `tls_certificate_expiry_timestamp_seconds` for a certificate of
+    /// `source`; whoever loads the certificate sets it to the notAfter time.
+    pub fn tls_certificate_expiry(&self, source: CertificateSource) -> Gauge {
+        self.tls_expiry
+            .get_or_create(&CertificateLabels { source })
+            .clone()
+    }
+
     /// Everything in the Prometheus text exposition format.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text;
         let mut out = String::new();
-        if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+        let encoded = text::encode_registry(&mut out, &self.registry)
+            .and_then(|()| text::encode_registry(&mut out, &self.process))
+            .and_then(|()| text::encode_eof(&mut out));
+        if let Err(e) = encoded {
             // Only a label encoder can fail and ours write fixed strings; report rather
             // than serve a half-written page as if it were whole.
             tracing::error!(error = %e, "encoding metrics failed");
@@ -863,5 +952,49 @@ mod tests {
         assert_eq!(ApiStatus::of(Some(404)), ApiStatus::S4xx);
         assert_eq!(ApiStatus::of(Some(503)), ApiStatus::S5xx);
         assert_eq!(ApiStatus::of(None), ApiStatus::Error);
+    }
+
+    #[test]
+    fn build_api_certificate_and_process_metrics() {
+        let m = Metrics::new();
+        let t = m.encode();
+        let build = format!(
+            r#"notify_inbound_build_info{{version="{}"}} 1"#,
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(has_line(&t, &build), "missing {build:?} in\n{t}");
+        assert!(has_line(&t, "notify_inbound_api_up 0"), "{t}");
+        assert!(
+            !t.contains("notify_inbound_tls_certificate_expiry_timestamp_seconds{"),
+            "no expiry series before a certificate is loaded:\n{t}"
+        );
+        m.set_api_up(true);
+        m.tls_certificate_expiry(CertificateSource::Configured)
+            .set(1_900_000_000);
+        let t = m.encode();
+        assert!(has_line(&t, "notify_inbound_api_up 1"), "{t}");
+        assert!(
+            has_line(
+                &t,
+                r#"notify_inbound_tls_certificate_expiry_timestamp_seconds{source="configured"} 1900000000"#
+            ),
+            "{t}"
+        );
+        for family in [
+            "# TYPE process_cpu_seconds counter",
+            "# TYPE process_resident_memory_bytes gauge",
+            "# TYPE process_open_fds gauge",
+            "# TYPE process_start_time_seconds gauge",
+        ] {
+            assert!(has_line(&t, family), "missing {family:?} in\n{t}");
+        }
+        let rss = t
+            .lines()
+            .find_map(|l| l.strip_prefix("process_resident_memory_bytes "))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("no process_resident_memory_bytes sample in\n{t}"));
+        assert!(rss > 1_000_000.0, "{rss}");
+        assert!(t.ends_with("# EOF\n"), "one EOF, at the end:\n{t}");
+        assert_eq!(t.matches("# EOF").count(), 1);
     }
 }

@@ -2,11 +2,16 @@
 //! and `/metrics`, for probes and Prometheus.
 //!
 //! - `/healthz`: `200 ok` whenever the process can answer at all (liveness).
-//! - `/readyz`: `200 ready` only when every SMTP listener is bound ([`Readiness`]'s
-//!   `listeners_ready`, set by the server) and the notification service API answers
-//!   ([`ApiProbe`], cached for a few seconds so probes do not hammer the API); otherwise
-//!   `503 not ready: <reason>`. The server clears `listeners_ready` when shutdown starts so
-//!   load balancers stop sending new connections while transactions finish.
+//! - `/readyz`: `200 ready` while every SMTP listener is bound ([`Readiness`]'s
+//!   `listeners_ready`, set by the server) and the server is not draining; otherwise
+//!   `503 not ready: <reason>`. On SIGTERM the server starts draining: `/readyz` answers
+//!   503 at once so load balancers stop sending new connections, while the listeners keep
+//!   accepting for `limits.drain_delay_secs`.
+//! - The notification service API's health is not readiness: an API outage must keep every
+//!   replica in the load balancer answering `451` (the senders retry), not take them all
+//!   out so that senders see refused connections. [`ApiMonitor`] probes the API
+//!   periodically ([`ApiProbe`]) and reports it as the metric `notify_inbound_api_up` and a
+//!   log line whenever it changes.
 //! - `/metrics`: [`Metrics::encode`] as `text/plain; version=0.0.4`, or as
 //!   `application/openmetrics-text` to a scraper that asks for it.
 
@@ -24,8 +29,6 @@ use axum::routing::get;
 use futures::future::BoxFuture;
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio::net::TcpListener;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::api::ApiClient;
 use crate::config::{OperationsSettings, Settings};
@@ -68,54 +71,18 @@ where
 }
 
 /// Whether the server is ready to take mail: shared between the SMTP server, which sets
-/// `listeners_ready`, and `/readyz`.
+/// `listeners_ready` and starts draining, and `/readyz`.
+#[derive(Debug, Default)]
 pub struct Readiness {
-    /// Set by the server once every SMTP listener is bound; cleared when shutdown starts.
+    /// Set by the server once every SMTP listener is bound; cleared when they close.
     pub listeners_ready: AtomicBool,
-    probe: Box<dyn ApiProbe>,
-    cache_for: Duration,
-    probe_timeout: Duration,
-    /// The last probe's result. A tokio mutex held across the probe, so concurrent
-    /// `/readyz` requests wait for one probe instead of each sending their own.
-    last: Mutex<Option<(Instant, Result<(), String>)>>,
-}
-
-impl std::fmt::Debug for Readiness {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Readiness")
-            .field("listeners_ready", &self.listeners_ready)
-            .field("cache_for", &self.cache_for)
-            .field("probe_timeout", &self.probe_timeout)
-            .finish_non_exhaustive()
-    }
+    draining: AtomicBool,
 }
 
 impl Readiness {
-    /// How long a probe result is reused.
-    pub const DEFAULT_CACHE_FOR: Duration = Duration::from_secs(5);
-    /// How long a probe may take before the API counts as not answering. Below the usual
-    /// probe timeouts of orchestrators, so they see our reason rather than their timeout.
-    pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-    /// Listeners not yet ready; the API checked by `probe` with the default timing.
-    pub fn new(probe: impl ApiProbe) -> Readiness {
-        Self::with_timing(probe, Self::DEFAULT_CACHE_FOR, Self::DEFAULT_PROBE_TIMEOUT)
-    }
-
-    /// Like [`Readiness::new`], reusing a probe result for `cache_for` (zero: probe on
-    /// every request) and giving a probe at most `probe_timeout`.
-    pub fn with_timing(
-        probe: impl ApiProbe,
-        cache_for: Duration,
-        probe_timeout: Duration,
-    ) -> Readiness {
-        Readiness {
-            listeners_ready: AtomicBool::new(false),
-            probe: Box::new(probe),
-            cache_for,
-            probe_timeout,
-            last: Mutex::new(None),
-        }
+    /// Listeners not yet bound, not draining.
+    pub fn new() -> Readiness {
+        Readiness::default()
     }
 
     pub fn set_listeners_ready(&self, ready: bool) {
@@ -126,17 +93,71 @@ impl Readiness {
         self.listeners_ready.load(Ordering::Acquire)
     }
 
+    /// Shutdown has begun: not ready from now on, whatever the listeners do.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
     /// `Ok` when ready; otherwise why not.
-    pub async fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), String> {
+        if self.draining() {
+            return Err("shutting down (draining)".into());
+        }
         if !self.listeners_ready() {
             return Err("SMTP listeners are not bound (starting up or shutting down)".into());
         }
-        let mut last = self.last.lock().await;
-        if let Some((at, result)) = last.as_ref()
-            && at.elapsed() < self.cache_for
-        {
-            return result.clone();
+        Ok(())
+    }
+}
+
+/// Probes the notification service API every few seconds and reports the result as the
+/// metric `notify_inbound_api_up` (1 or 0) and a log line whenever it changes (a warning
+/// with the reason when the API goes down, an info line when it is back).
+pub struct ApiMonitor {
+    probe: Box<dyn ApiProbe>,
+    probe_timeout: Duration,
+    metrics: Arc<Metrics>,
+    /// The last result: `None` before the first probe.
+    last: std::sync::Mutex<Option<Result<(), String>>>,
+}
+
+impl std::fmt::Debug for ApiMonitor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiMonitor")
+            .field("probe_timeout", &self.probe_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiMonitor {
+    /// How often [`ApiMonitor::spawn`] probes.
+    pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
+    /// How long a probe may take before the API counts as not answering.
+    pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+    pub fn new(probe: impl ApiProbe, metrics: Arc<Metrics>) -> ApiMonitor {
+        Self::with_timeout(probe, metrics, Self::DEFAULT_PROBE_TIMEOUT)
+    }
+
+    pub fn with_timeout(
+        probe: impl ApiProbe,
+        metrics: Arc<Metrics>,
+        probe_timeout: Duration,
+    ) -> ApiMonitor {
+        ApiMonitor {
+            probe: Box::new(probe),
+            probe_timeout,
+            metrics,
+            last: std::sync::Mutex::new(None),
         }
+    }
+
+    /// Probes once, updates the metric, logs a change; returns the result.
+    pub async fn probe_once(&self) -> Result<(), String> {
         let result = match tokio::time::timeout(self.probe_timeout, self.probe.probe()).await {
             Ok(r) => r,
             Err(_) => Err(format!(
@@ -144,8 +165,38 @@ impl Readiness {
                 self.probe_timeout.as_millis()
             )),
         };
-        *last = Some((Instant::now(), result.clone()));
+        self.metrics.set_api_up(result.is_ok());
+        let mut last = match self.last.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let was_up = last.as_ref().map(Result::is_ok);
+        match (&result, was_up) {
+            (Ok(()), Some(true)) | (Err(_), Some(false)) => {}
+            (Ok(()), None) => tracing::info!(api_up = true, "the notification service API answers"),
+            (Ok(()), Some(false)) => {
+                tracing::info!(api_up = true, "the notification service API answers again")
+            }
+            (Err(reason), _) => tracing::warn!(
+                api_up = false,
+                %reason,
+                "the notification service API is down: messages get 451 until it is back"
+            ),
+        }
+        *last = Some(result.clone());
         result
+    }
+
+    /// Probes every `interval` until the task is aborted.
+    pub fn spawn(self: Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let _ = self.probe_once().await;
+            }
+        })
     }
 }
 
@@ -154,9 +205,9 @@ impl Readiness {
 /// TLS set-up (client certificate, CA bundle) and `Authorization` header.
 ///
 /// Any answer below 500 means the API is up. `401` and `403` mean our credentials (access
-/// token, client certificate or admin address) are not accepted: not ready, with that
-/// reason, when `credentials_required` (bounce handling needs admin access); ready
-/// otherwise, since list-unsubscribe works anonymously.
+/// token, client certificate or admin address) are not accepted: down, with that reason,
+/// when `credentials_required` (bounce handling needs admin access); up otherwise, since
+/// list-unsubscribe works anonymously.
 #[derive(Debug, Clone)]
 pub struct HttpApiProbe {
     api: ApiClient,
@@ -269,7 +320,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<OpsState>) -> Response {
-    match state.readiness.check().await {
+    match state.readiness.check() {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(reason) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -303,39 +354,57 @@ mod tests {
     use std::sync::atomic::AtomicUsize;
 
     #[tokio::test(start_paused = true)]
-    async fn a_probe_that_never_answers_times_out_as_not_ready() {
-        let r = Readiness::with_timing(
+    async fn a_probe_that_never_answers_times_out_as_down() {
+        let metrics = Arc::new(Metrics::new());
+        let m = ApiMonitor::with_timeout(
             futures::future::pending::<Result<(), String>>,
-            Duration::ZERO,
+            metrics.clone(),
             Duration::from_secs(2),
         );
-        r.set_listeners_ready(true);
-        let reason = r.check().await.unwrap_err();
+        let reason = m.probe_once().await.unwrap_err();
         assert!(reason.contains("did not answer within 2000 ms"), "{reason}");
+        assert!(
+            metrics
+                .encode()
+                .lines()
+                .any(|l| l == "notify_inbound_api_up 0")
+        );
     }
 
     #[tokio::test(start_paused = true)]
-    async fn results_are_cached_for_the_configured_time() {
+    async fn the_periodic_probe_sets_api_up() {
         let calls = Arc::new(AtomicUsize::new(0));
         let c = calls.clone();
-        let r = Readiness::with_timing(
+        let metrics = Arc::new(Metrics::new());
+        let m = Arc::new(ApiMonitor::new(
             move || {
                 let n = c.fetch_add(1, Ordering::SeqCst);
-                async move { if n == 0 { Ok(()) } else { Err("down".into()) } }
+                async move { if n < 2 { Ok(()) } else { Err("down".into()) } }
             },
-            Duration::from_secs(5),
-            Duration::from_secs(1),
-        );
-        assert!(r.check().await.is_err(), "listeners not ready yet");
-        assert_eq!(calls.load(Ordering::SeqCst), 0, "no probe before listeners");
-        r.set_listeners_ready(true);
-        assert_eq!(r.check().await, Ok(()));
-        tokio::time::advance(Duration::from_secs(4)).await;
-        assert_eq!(r.check().await, Ok(()));
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        tokio::time::advance(Duration::from_secs(1)).await;
-        assert_eq!(r.check().await, Err("down".to_string()));
+            metrics.clone(),
+        ));
+        let up = |m: &Metrics| m.encode().lines().any(|l| l == "notify_inbound_api_up 1");
+        let task = m.spawn(Duration::from_secs(5));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "first probe at once");
+        assert!(up(&metrics));
+        tokio::time::sleep(Duration::from_secs(5)).await;
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(up(&metrics));
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(!up(&metrics), "down after a failed probe");
+        task.abort();
+    }
+
+    #[test]
+    fn readiness_is_listeners_and_not_draining() {
+        let r = Readiness::new();
+        assert!(r.check().unwrap_err().contains("not bound"));
+        r.set_listeners_ready(true);
+        assert_eq!(r.check(), Ok(()));
+        r.start_draining();
+        assert!(r.check().unwrap_err().contains("draining"));
     }
 
     #[test]

@@ -4,11 +4,17 @@
 //!
 //! Handshakes in flight keep the configuration they started with; only new handshakes see
 //! a reloaded one.
+//!
+//! Configured certificate files that exist but are empty are an error at start, never a
+//! silent switch to a self-signed certificate: an empty Secret must not turn into a
+//! certificate no sender can verify (the README's Deployment section). A self-signed
+//! certificate is made only when no certificate is configured at all.
 
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
+use prometheus_client::metrics::gauge::Gauge;
 use rustls::ServerConfig;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -39,6 +45,10 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    #[error(
+        "the certificate file {cert} and the key file {key} (inbound_smtp_server.options.cert/key) are empty; not serving a self-signed certificate in their place: fill them (on Kubernetes, the TLS Secret's tls.crt and tls.key), or leave options.cert and options.key unset for a self-signed certificate"
+    )]
+    EmptyFiles { cert: String, key: String },
 }
 
 /// Where a PEM value came from: inline text (NotifyBC's `options.key`/`options.cert` hold
@@ -96,39 +106,58 @@ pub struct TlsProvider {
     stamps: RwLock<(Option<SystemTime>, Option<SystemTime>)>,
     /// True when the certificate was generated at start (no certificate configured).
     pub self_signed: bool,
+    /// notAfter of the certificate in force, in Unix seconds (0 when it cannot be read).
+    expiry: Gauge,
 }
 
 impl TlsProvider {
     /// Loads `cert`/`key` (PEM text or file paths); when both are empty, makes a self-signed
     /// certificate for `names`.
     pub fn new(cert: &str, key: &str, names: &[String]) -> Result<TlsProvider, TlsError> {
+        let expiry = Gauge::default();
         if cert.is_empty() && key.is_empty() {
-            let config = self_signed_config(names)?;
+            let loaded = self_signed_config(names)?;
+            expiry.set(loaded.not_after);
             return Ok(TlsProvider {
-                current: RwLock::new(Arc::new(config)),
+                current: RwLock::new(Arc::new(loaded.config)),
                 cert: None,
                 key: None,
                 stamps: RwLock::new((None, None)),
                 self_signed: true,
+                expiry,
             });
         }
-        let cert = Source::parse(cert);
-        let key = Source::parse(key);
-        let stamps = (cert.modified(), key.modified());
-        // Empty files are a certificate not provisioned yet (an empty Secret that
-        // cert-manager fills later): serve a self-signed one until the files change.
-        let (config, self_signed) = if cert.is_empty_file() && key.is_empty_file() {
-            (self_signed_config(names)?, true)
-        } else {
-            (load_config(&cert, &key)?, false)
-        };
+        let cert_source = Source::parse(cert);
+        let key_source = Source::parse(key);
+        if cert_source.is_empty_file() && key_source.is_empty_file() {
+            return Err(TlsError::EmptyFiles {
+                cert: cert.to_string(),
+                key: key.to_string(),
+            });
+        }
+        let stamps = (cert_source.modified(), key_source.modified());
+        let loaded = load_config(&cert_source, &key_source)?;
+        expiry.set(loaded.not_after);
         Ok(TlsProvider {
-            current: RwLock::new(Arc::new(config)),
-            cert: Some(cert),
-            key: Some(key),
+            current: RwLock::new(Arc::new(loaded.config)),
+            cert: Some(cert_source),
+            key: Some(key_source),
             stamps: RwLock::new(stamps),
-            self_signed,
+            self_signed: false,
+            expiry,
         })
+    }
+
+    /// Reports the certificate's notAfter in `gauge` from now on (and on every reload).
+    pub fn with_expiry_gauge(mut self, gauge: Gauge) -> TlsProvider {
+        gauge.set(self.expiry.get());
+        self.expiry = gauge;
+        self
+    }
+
+    /// notAfter of the certificate in force, in Unix seconds; 0 when it cannot be read.
+    pub fn not_after(&self) -> i64 {
+        self.expiry.get()
     }
 
     /// An acceptor with the configuration in force now.
@@ -155,10 +184,11 @@ impl TlsProvider {
         if now == before {
             return Ok(false);
         }
-        let config = load_config(cert, key)?;
+        let loaded = load_config(cert, key)?;
         if let Ok(mut g) = self.current.write() {
-            *g = Arc::new(config);
+            *g = Arc::new(loaded.config);
         }
+        self.expiry.set(loaded.not_after);
         if let Ok(mut g) = self.stamps.write() {
             *g = now;
         }
@@ -198,7 +228,26 @@ fn builder() -> rustls::ConfigBuilder<ServerConfig, rustls::WantsVerifier> {
         .unwrap_or_else(|_| ServerConfig::builder())
 }
 
-fn load_config(cert: &Source, key: &Source) -> Result<ServerConfig, TlsError> {
+/// A usable configuration and the notAfter of its certificate.
+struct Loaded {
+    config: ServerConfig,
+    /// Unix seconds; 0 when the certificate cannot be parsed as X.509 (rustls may still
+    /// accept it: the metric then says "unknown" rather than stopping the server).
+    not_after: i64,
+}
+
+/// notAfter of the leaf (first) certificate.
+fn not_after(leaf: &CertificateDer<'_>) -> i64 {
+    match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        Ok((_, cert)) => cert.validity().not_after.timestamp(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the certificate's expiry date");
+            0
+        }
+    }
+}
+
+fn load_config(cert: &Source, key: &Source) -> Result<Loaded, TlsError> {
     let (cert_pem, cert_origin) = cert.read("certificate")?;
     let (key_pem, key_origin) = key.read("private key")?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
@@ -232,7 +281,11 @@ fn load_config(cert: &Source, key: &Source) -> Result<ServerConfig, TlsError> {
             });
         }
     };
-    finish(certs, key)
+    let not_after = certs.first().map(not_after).unwrap_or(0);
+    Ok(Loaded {
+        config: finish(certs, key)?,
+        not_after,
+    })
 }
 
 fn finish(
@@ -259,7 +312,7 @@ pub fn generate_self_signed(names: &[String]) -> Result<(String, String), TlsErr
     Ok((certified.cert.pem(), certified.key_pair.serialize_pem()))
 }
 
-fn self_signed_config(names: &[String]) -> Result<ServerConfig, TlsError> {
+fn self_signed_config(names: &[String]) -> Result<Loaded, TlsError> {
     let (cert, key) = generate_self_signed(names)?;
     load_config(&Source::Inline(cert), &Source::Inline(key))
 }
@@ -296,27 +349,65 @@ mod tests {
     }
 
     #[test]
-    fn empty_files_serve_self_signed_until_filled() {
+    fn empty_files_are_an_error_not_a_self_signed_certificate() {
         let dir = tempfile::tempdir().unwrap();
         let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
         std::fs::write(&c, "").unwrap();
-        std::fs::write(&k, "").unwrap();
-        let p = TlsProvider::new(
+        std::fs::write(&k, "\n").unwrap();
+        let e = TlsProvider::new(
             c.to_str().unwrap(),
             k.to_str().unwrap(),
             &["a.example".into()],
         )
-        .unwrap();
-        assert!(p.self_signed);
-        let (cert, key) = generate_self_signed(&["b.example".into()]).unwrap();
+        .err()
+        .expect("empty certificate files refused")
+        .to_string();
+        assert!(
+            e.contains(c.to_str().unwrap()) && e.contains("are empty"),
+            "{e}"
+        );
+        // One of the two empty: the pair cannot be used either.
+        let (cert, _) = generate_self_signed(&["b.example".into()]).unwrap();
         std::fs::write(&c, &cert).unwrap();
-        std::fs::write(&k, &key).unwrap();
-        let mtime = SystemTime::now() + Duration::from_secs(5);
-        for f in [&c, &k] {
-            let f = std::fs::File::options().write(true).open(f).unwrap();
-            f.set_modified(mtime).unwrap();
-        }
+        let e = TlsProvider::new(c.to_str().unwrap(), k.to_str().unwrap(), &[])
+            .err()
+            .expect("an empty key file refused")
+            .to_string();
+        assert!(e.contains("no PEM PRIVATE KEY"), "{e}");
+    }
+
+    #[test]
+    fn expiry_is_the_certificates_not_after_and_follows_reloads() {
+        let dir = tempfile::tempdir().unwrap();
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let mut params = rcgen::CertificateParams::new(vec!["a.example".into()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(2031, 3, 4);
+        let key = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&c, params.clone().self_signed(&key).unwrap().pem()).unwrap();
+        std::fs::write(&k, key.serialize_pem()).unwrap();
+        let gauge = Gauge::default();
+        let p = TlsProvider::new(c.to_str().unwrap(), k.to_str().unwrap(), &[])
+            .unwrap()
+            .with_expiry_gauge(gauge.clone());
+        // 2031-03-04T00:00:00Z
+        assert_eq!(gauge.get(), 1_930_348_800);
+        params.not_after = rcgen::date_time_ymd(2032, 1, 1);
+        std::fs::write(&c, params.clone().self_signed(&key).unwrap().pem()).unwrap();
+        let f = std::fs::File::options().write(true).open(&c).unwrap();
+        f.set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
         assert!(p.reload_if_changed().unwrap());
+        assert_eq!(
+            gauge.get(),
+            1_956_528_000,
+            "2032-01-01T00:00:00Z after reload"
+        );
+        assert_eq!(p.not_after(), gauge.get());
+        let s = TlsProvider::new("", "", &["x.example".into()]).unwrap();
+        assert!(
+            s.not_after() > 1_900_000_000,
+            "self-signed has a real notAfter too"
+        );
     }
 
     #[test]

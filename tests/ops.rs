@@ -1,5 +1,6 @@
-//! The operations endpoint over real loopback HTTP: `/healthz`, `/readyz` against a
-//! stand-in notification service API, `/metrics`, and shutdown.
+//! The operations endpoint over real loopback HTTP: `/healthz`, `/readyz` (listeners and
+//! draining, never the API), the API monitor against a stand-in notification service API
+//! (`notify_inbound_api_up`), `/metrics`, and shutdown.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
@@ -13,7 +14,7 @@ use axum::routing::get;
 use notify_inbound::api::ApiClient;
 use notify_inbound::config::Settings;
 use notify_inbound::metrics::{ApiEndpoint, CommandClass, Metrics, RejectReason};
-use notify_inbound::ops::{self, HttpApiProbe, OpsState, Readiness};
+use notify_inbound::ops::{self, ApiMonitor, HttpApiProbe, OpsState, Readiness};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -60,24 +61,22 @@ struct Ops {
     base: String,
     metrics: Arc<Metrics>,
     readiness: Arc<Readiness>,
+    monitor: ApiMonitor,
     stop: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
-/// The operations endpoint, its readiness probing the API at `api_host` (root `/api`)
-/// through an [`ApiClient`] that sends [`TOKEN`].
-async fn start_ops(api_host: &str, credentials_required: bool, cache_for: Duration) -> Ops {
+/// The operations endpoint, and an API monitor probing the API at `api_host` (root `/api`)
+/// through an [`ApiClient`] that sends [`TOKEN`], reporting into the endpoint's metrics.
+async fn start_ops(api_host: &str, credentials_required: bool) -> Ops {
     let settings = Settings::from_toml_str(&format!(
         "internal_http_host = '{api_host}'\nrest_api_root = '/api'\n[api]\naccess_token = '{TOKEN}'\n"
     ))
     .unwrap();
     let probe = HttpApiProbe::new(ApiClient::new(&settings).unwrap(), credentials_required);
-    let readiness = Arc::new(Readiness::with_timing(
-        probe,
-        cache_for,
-        Duration::from_secs(10),
-    ));
+    let readiness = Arc::new(Readiness::new());
     let metrics = Arc::new(Metrics::new());
+    let monitor = ApiMonitor::with_timeout(probe, metrics.clone(), Duration::from_secs(10));
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -92,6 +91,7 @@ async fn start_ops(api_host: &str, credentials_required: bool, cache_for: Durati
         base,
         metrics,
         readiness,
+        monitor,
         stop: Some(tx),
         task,
     }
@@ -103,10 +103,17 @@ async fn get_text(url: &str) -> (u16, String) {
     (status, resp.text().await.unwrap())
 }
 
+async fn api_up(ops: &Ops) -> Option<i64> {
+    let (_, body) = get_text(&format!("{}/metrics", ops.base)).await;
+    body.lines()
+        .find_map(|l| l.strip_prefix("notify_inbound_api_up "))
+        .and_then(|v| v.parse().ok())
+}
+
 #[tokio::test]
 async fn healthz_answers_ok_even_when_not_ready() {
     let (api, _s) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true).await;
     assert_eq!(
         get_text(&format!("{}/healthz", ops.base)).await,
         (200, "ok\n".to_string())
@@ -116,22 +123,38 @@ async fn healthz_answers_ok_even_when_not_ready() {
 }
 
 #[tokio::test]
-async fn readyz_follows_listeners_and_the_api() {
+async fn readyz_follows_listeners_and_draining() {
     let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true).await;
     let url = format!("{}/readyz", ops.base);
 
     let (code, body) = get_text(&url).await;
     assert_eq!(code, 503);
     assert!(body.contains("listeners are not bound"), "{body}");
+    ops.readiness.set_listeners_ready(true);
+    assert_eq!(get_text(&url).await, (200, "ready\n".to_string()));
+
+    // SIGTERM: draining, 503 at once although the listeners are still bound.
+    ops.readiness.start_draining();
+    let (code, body) = get_text(&url).await;
+    assert_eq!(code, 503);
+    assert!(body.contains("draining"), "{body}");
     assert_eq!(
         stand_in.hits.load(Ordering::SeqCst),
         0,
-        "the API is not probed before the listeners are up"
+        "readiness never calls the API"
     );
+}
 
+#[tokio::test]
+async fn readyz_stays_ready_while_the_api_is_down_and_api_up_says_so() {
+    let (api, stand_in) = start_stand_in().await;
+    let ops = start_ops(&format!("http://{api}"), true).await;
     ops.readiness.set_listeners_ready(true);
-    assert_eq!(get_text(&url).await, (200, "ready\n".to_string()));
+    let url = format!("{}/readyz", ops.base);
+
+    assert_eq!(ops.monitor.probe_once().await, Ok(()));
+    assert_eq!(api_up(&ops).await, Some(1));
     assert_eq!(stand_in.hits.load(Ordering::SeqCst), 1);
     assert_eq!(
         stand_in.authorization.lock().unwrap().as_deref(),
@@ -143,75 +166,65 @@ async fn readyz_follows_listeners_and_the_api() {
     assert_eq!(filter["limit"], 1);
 
     stand_in.status.store(503, Ordering::SeqCst);
-    let (code, body) = get_text(&url).await;
-    assert_eq!(code, 503);
-    assert!(body.contains("answered HTTP 503"), "{body}");
+    let reason = ops.monitor.probe_once().await.unwrap_err();
+    assert!(reason.contains("answered HTTP 503"), "{reason}");
+    assert_eq!(api_up(&ops).await, Some(0));
+    assert_eq!(get_text(&url).await, (200, "ready\n".to_string()));
 
     stand_in.status.store(401, Ordering::SeqCst);
-    let (code, body) = get_text(&url).await;
-    assert_eq!(code, 503);
+    let reason = ops.monitor.probe_once().await.unwrap_err();
     assert!(
-        body.contains("refused our credentials (HTTP 401)"),
-        "{body}"
+        reason.contains("refused our credentials (HTTP 401)"),
+        "{reason}"
     );
     assert!(
-        !body.contains("s3cr3t"),
-        "the token must not be shown: {body}"
+        !reason.contains("s3cr3t"),
+        "the token must not be shown: {reason}"
     );
+    assert_eq!(api_up(&ops).await, Some(0));
+    assert_eq!(get_text(&url).await.0, 200);
 
     // Any other answer below 500 means the API is there.
     stand_in.status.store(404, Ordering::SeqCst);
-    assert_eq!(get_text(&url).await.0, 200);
-
-    // Shutdown starts: the server clears the flag, probes fail at once.
-    ops.readiness.set_listeners_ready(false);
-    assert_eq!(get_text(&url).await.0, 503);
+    assert_eq!(ops.monitor.probe_once().await, Ok(()));
+    assert_eq!(api_up(&ops).await, Some(1));
 }
 
 #[tokio::test]
-async fn forbidden_is_ready_when_credentials_are_not_required() {
+async fn forbidden_is_up_when_credentials_are_not_required() {
     let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}"), false, Duration::ZERO).await;
-    ops.readiness.set_listeners_ready(true);
+    let ops = start_ops(&format!("http://{api}"), false).await;
     stand_in.status.store(403, Ordering::SeqCst);
-    assert_eq!(get_text(&format!("{}/readyz", ops.base)).await.0, 200);
+    assert_eq!(ops.monitor.probe_once().await, Ok(()));
+    assert_eq!(api_up(&ops).await, Some(1));
 }
 
 #[tokio::test]
-async fn readyz_reports_an_unreachable_api() {
+async fn an_unreachable_api_is_down_but_readyz_stays_ready() {
     // A port that was free a moment ago and has nothing listening now.
     let closed = {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         l.local_addr().unwrap()
     };
-    let ops = start_ops(&format!("http://{closed}"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{closed}"), true).await;
     ops.readiness.set_listeners_ready(true);
-    let (code, body) = get_text(&format!("{}/readyz", ops.base)).await;
-    assert_eq!(code, 503);
-    assert!(body.contains("unreachable"), "{body}");
+    let reason = ops.monitor.probe_once().await.unwrap_err();
+    assert!(reason.contains("unreachable"), "{reason}");
     assert!(
-        body.contains(&format!("http://{closed}/api/subscriptions")),
-        "{body}"
+        reason.contains(&format!("http://{closed}/api/subscriptions")),
+        "{reason}"
     );
-}
-
-#[tokio::test]
-async fn readyz_reuses_a_recent_probe_result() {
-    let (api, stand_in) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}"), true, Duration::from_secs(3600)).await;
-    ops.readiness.set_listeners_ready(true);
-    let url = format!("{}/readyz", ops.base);
-    assert_eq!(get_text(&url).await.0, 200);
-    stand_in.status.store(500, Ordering::SeqCst);
-    let answers = futures::future::join_all((0..5).map(|_| get_text(&url))).await;
-    assert!(answers.iter().all(|(c, _)| *c == 200), "{answers:?}");
-    assert_eq!(stand_in.hits.load(Ordering::SeqCst), 1);
+    assert_eq!(api_up(&ops).await, Some(0));
+    assert_eq!(
+        get_text(&format!("{}/readyz", ops.base)).await,
+        (200, "ready\n".to_string())
+    );
 }
 
 #[tokio::test]
 async fn metrics_are_served_in_the_prometheus_text_format() {
     let (api, _s) = start_stand_in().await;
-    let ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
+    let ops = start_ops(&format!("http://{api}"), true).await;
     let l = ops.metrics.listener("127.0.0.1:2525");
     let _open = l.connection_opened();
     ops.metrics.connection_rejected(RejectReason::NotAllowed);
@@ -261,7 +274,7 @@ async fn metrics_are_served_in_the_prometheus_text_format() {
 #[tokio::test]
 async fn serve_returns_after_shutdown() {
     let (api, _s) = start_stand_in().await;
-    let mut ops = start_ops(&format!("http://{api}"), true, Duration::ZERO).await;
+    let mut ops = start_ops(&format!("http://{api}"), true).await;
     assert_eq!(get_text(&format!("{}/healthz", ops.base)).await.0, 200);
     ops.stop.take().unwrap().send(()).unwrap();
     // The bound only keeps a broken shutdown from hanging the suite.

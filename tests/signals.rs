@@ -31,6 +31,11 @@ fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
             port.to_string(),
         )
         .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
+        // SIGTERM's drain delay has tests of its own (tests/drain.rs).
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__DRAIN_DELAY_SECS",
+            "0",
+        )
         .env_remove("RUST_LOG")
         .current_dir(std::env::temp_dir())
         .stdout(Stdio::null())
@@ -210,16 +215,25 @@ async fn operations_endpoint_reports_health_readiness_and_metrics() {
     ] {
         assert!(metrics.contains(line), "missing {line} in\n{metrics}");
     }
+    assert!(
+        metrics.lines().any(|l| l == "notify_inbound_api_up 1"),
+        "the API probe ran at start:\n{metrics}"
+    );
     fake.go_down().await;
-    // Readiness is cached for a few seconds; it turns 503 once the API stops answering.
-    let mut last = (0, String::new());
-    for _ in 0..40 {
-        last = get("/readyz").await;
-        if last.0 == 503 {
+    // The API is probed every 5 s: api_up turns 0, readiness does not change.
+    let mut up = true;
+    for _ in 0..60 {
+        let (_, m) = get("/metrics").await;
+        if m.lines().any(|l| l == "notify_inbound_api_up 0") {
+            up = false;
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(last.0, 503, "{last:?}");
+    assert!(
+        !up,
+        "notify_inbound_api_up never turned 0 with the API down"
+    );
+    assert_eq!(get("/readyz").await, (200, "ready\n".to_string()));
     child.start_kill().unwrap();
 }

@@ -14,13 +14,14 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::access::Cidrs;
 use crate::address::Router;
 use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
 use crate::limiter::{ConnectionLimiter, FailedUnsubscribeLimiter};
-use crate::metrics::{HandshakeMode, ListenerMetrics, Metrics, RejectReason};
+use crate::metrics::{CertificateSource, HandshakeMode, ListenerMetrics, Metrics, RejectReason};
 use crate::reply::Reply;
 use crate::tls::{TlsError, TlsProvider};
 use connection::Connection;
@@ -124,11 +125,15 @@ impl Server {
             names.insert(0, settings.hostname());
             names.dedup();
             let provider = TlsProvider::new(&opts.cert, &opts.key, &names)?;
-            if provider.self_signed {
+            let source = if provider.self_signed {
                 tracing::warn!(
-                    "no TLS certificate configured (inbound_smtp_server.options.cert/key empty or empty files): using a self-signed certificate made at start"
+                    "no TLS certificate configured (inbound_smtp_server.options.cert and .key unset): using a self-signed certificate made at start"
                 );
-            }
+                CertificateSource::SelfSigned
+            } else {
+                CertificateSource::Configured
+            };
+            let provider = provider.with_expiry_gauge(metrics.tls_certificate_expiry(source));
             Some(Arc::new(provider))
         } else {
             None
@@ -179,7 +184,7 @@ impl Server {
             let local = listener
                 .local_addr()
                 .map_err(|source| ServerError::Bind { addr, source })?;
-            tracing::info!(addr = %local, tls = ?l.tls, proxy_protocol = l.proxy_protocol, "SMTP listener started");
+            tracing::info!(addr = %local, tls = %l.tls, proxy_protocol = l.proxy_protocol, "SMTP listener started");
             bound.push(BoundListener {
                 addr: local,
                 settings: l.clone(),
@@ -266,12 +271,39 @@ async fn accept_loop(
         let open = metrics.connection_opened();
         let ctx = ctx.clone();
         let settings = settings.clone();
-        tokio::spawn(async move {
-            let _active = Active(&ctx.tracker);
-            let _open = open;
-            handle(&ctx, stream, peer, &settings).await;
-        });
+        // Every line a session logs carries its id, so one session's lines can be picked
+        // out of many (the README's Operations section).
+        let span = tracing::info_span!("session", id = %session_id());
+        tokio::spawn(
+            async move {
+                let _active = Active(&ctx.tracker);
+                let _open = open;
+                handle(&ctx, stream, peer, &settings).await;
+            }
+            .instrument(span),
+        );
     }
+}
+
+/// A short id for a session: 12 hex digits, unique within the process (a counter mapped
+/// one-to-one onto 48 bits) and, starting from the clock and the process id, unlikely to
+/// repeat across replicas and restarts.
+pub fn session_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: OnceLock<u64> = OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        nanos ^ (u64::from(std::process::id()) << 40)
+    });
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    // An odd multiplier is a bijection modulo 2^48, so ids repeat only after 2^48 sessions.
+    let id = start.wrapping_add(n.wrapping_mul(0x9E37_79B9_7F4A_7C15)) & 0xFFFF_FFFF_FFFF;
+    format!("{id:012x}")
 }
 
 async fn handle(
