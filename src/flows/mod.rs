@@ -35,10 +35,37 @@ pub struct Envelope {
     pub recipient: Recipient,
 }
 
+/// What processing a message showed about the unsubscription code in its recipient
+/// address, for the limiter against code guessing (see `docs/reliability.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Not learnt (no such id, the service unreachable, or not asked).
+    #[default]
+    Unknown,
+    /// The code is the subscription's, whatever its state.
+    Right,
+    /// The subscription id exists and the code differs: a failed attempt.
+    Wrong,
+}
+
 /// Turns a received message into its effect and the reply to DATA.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply>;
+
+    /// Like [`Deliver::deliver`], also saying what was learnt about the code.
+    fn deliver_checked<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, (Reply, CodeCheck)> {
+        Box::pin(async move { (self.deliver(envelope, message).await, CodeCheck::Unknown) })
+    }
 }
+
+/// The one reply to DATA for every accepted bounce, whether or not it matched a
+/// subscription and whatever it did: a different text would tell a code guesser that a
+/// guess was right.
+pub const BOUNCE_ACCEPTED: &str = "bounce accepted";
 
 /// Why the processor could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -81,18 +108,35 @@ impl Processor {
 
     /// Processes one message and gives the reply to DATA.
     pub async fn process(&self, envelope: &Envelope, message: &[u8]) -> Reply {
+        self.process_checked(envelope, message).await.0
+    }
+
+    /// Like [`Self::process`], also saying what was learnt about the code.
+    pub async fn process_checked(&self, envelope: &Envelope, message: &[u8]) -> (Reply, CodeCheck) {
         let handled = match envelope.recipient.kind {
             Kind::Unsubscribe => self.unsubscribe(envelope).await,
             Kind::Bounce => self.bounce(envelope, message).await,
         };
         handled.log(envelope, message.len());
-        handled.reply
+        let mut reply = handled.reply;
+        if envelope.recipient.kind == Kind::Bounce && reply.code == 250 {
+            reply = Reply::ok(BOUNCE_ACCEPTED);
+        }
+        (reply, handled.code)
     }
 }
 
 impl Deliver for Processor {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply> {
         Box::pin(self.process(envelope, message))
+    }
+
+    fn deliver_checked<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, (Reply, CodeCheck)> {
+        Box::pin(self.process_checked(envelope, message))
     }
 }
 
@@ -102,6 +146,7 @@ struct Handled {
     outcome: &'static str,
     reply: Reply,
     detail: Option<String>,
+    code: CodeCheck,
 }
 
 impl Handled {
@@ -110,6 +155,7 @@ impl Handled {
             outcome,
             reply,
             detail: None,
+            code: CodeCheck::Unknown,
         }
     }
 
@@ -125,7 +171,18 @@ impl Handled {
                 "the notification service is unavailable, please try again later",
             ),
             detail: Some(error.to_string()),
+            code: CodeCheck::Unknown,
         }
+    }
+
+    /// Whether the recipient's code was the subscription's (`right`) or not.
+    fn with_code(mut self, right: bool) -> Handled {
+        self.code = if right {
+            CodeCheck::Right
+        } else {
+            CodeCheck::Wrong
+        };
+        self
     }
 
     fn with_detail(mut self, detail: impl Into<String>) -> Handled {

@@ -49,10 +49,10 @@ impl Processor {
     async fn refused_or_applied(&self, envelope: &Envelope, why: &str) -> Handled {
         let r = &envelope.recipient;
         match self.api.get_subscription(&r.id).await {
-            Ok(Some(s)) if already_unsubscribed(&s, &r.code, &envelope.mail_from) => {
-                Handled::ok("already_unsubscribed", "already unsubscribed")
+            Ok(Some(s)) if already_unsubscribed(&s, &r.code) => {
+                Handled::ok("already_unsubscribed", "already unsubscribed").with_code(true)
             }
-            Ok(_) => Handled::new(
+            Ok(found) => Handled::new(
                 "refused",
                 Reply::new(
                     550,
@@ -63,7 +63,8 @@ impl Processor {
                      unsubscribe link in the notification",
                 ),
             )
-            .with_detail(why),
+            .with_detail(why)
+            .with_code(found.as_ref().is_none_or(|s| code_is_right(s, &r.code))),
             Err(e) => Handled::api_failure(&e),
         }
     }
@@ -80,19 +81,19 @@ fn not_found() -> Handled {
     )
 }
 
-/// The checks NotifyBC applies to an anonymous unsubscribe (code when the subscription has
-/// one, address case-insensitively when one is given), on a subscription now deleted.
-fn already_unsubscribed(s: &Subscription, code: &str, address: &str) -> bool {
-    let deleted = s.state.as_deref() == Some("deleted");
-    let code_ok = match s.unsubscription_code.as_deref() {
+/// A right code on a subscription no longer there for it: the person's wish holds, so the
+/// answer is 250 whoever sends it (a refusal would bounce back to them). The code is checked
+/// as NotifyBC checks it: only when the subscription has one.
+fn already_unsubscribed(s: &Subscription, code: &str) -> bool {
+    s.state.as_deref() == Some("deleted") && code_is_right(s, code)
+}
+
+/// Whether `code` is the subscription's (any code is, when it has none).
+fn code_is_right(s: &Subscription, code: &str) -> bool {
+    match s.unsubscription_code.as_deref() {
         None | Some("") => true,
         Some(c) => c == code,
-    };
-    let address_ok = address.is_empty()
-        || s.user_channel_id
-            .as_deref()
-            .is_some_and(|a| a.to_lowercase() == address.to_lowercase());
-    deleted && code_ok && address_ok
+    }
 }
 
 #[cfg(test)]
@@ -111,20 +112,19 @@ mod tests {
     }
 
     #[test]
-    fn recognises_only_the_same_unsubscribe() {
+    fn a_right_code_on_a_deleted_subscription_is_already_unsubscribed() {
         let s = sub("deleted", Some("12345"), "Bar@Foo.com");
-        assert!(already_unsubscribed(&s, "12345", "bar@foo.com"));
-        assert!(!already_unsubscribed(&s, "12346", "bar@foo.com"));
-        assert!(!already_unsubscribed(&s, "12345", "other@foo.com"));
+        assert!(already_unsubscribed(&s, "12345"));
+        assert!(!already_unsubscribed(&s, "12346"));
         assert!(!already_unsubscribed(
             &sub("confirmed", Some("12345"), "bar@foo.com"),
-            "12345",
-            "bar@foo.com"
+            "12345"
         ));
         assert!(!already_unsubscribed(
             &sub("unconfirmed", Some("12345"), "bar@foo.com"),
-            "12345",
-            "bar@foo.com"
+            "12345"
         ));
+        assert!(code_is_right(&sub("unconfirmed", None, "a@b"), "x"));
+        assert!(!code_is_right(&sub("confirmed", Some("1"), "a@b"), "2"));
     }
 }
