@@ -210,7 +210,13 @@ impl Session {
                 // The parser hands over a quoted local part unquoted; our addresses never
                 // have one, and a quoted one is not the un/bn pattern (SPEC §2).
                 let quoted = line.contains(&b'"');
-                self.rcpt(cfg, router, guard, to.address.as_ref(), quoted)
+                // The parser hands over `<postmaster>` without a domain as an empty path.
+                let address = if to.address.is_empty() && is_bare_postmaster(line) {
+                    "postmaster"
+                } else {
+                    to.address.as_ref()
+                };
+                self.rcpt(cfg, router, guard, address, quoted)
             }
             Request::Data => self.data(cfg),
             Request::Rset => {
@@ -540,6 +546,17 @@ fn declared_size(line: &[u8]) -> Option<u128> {
             n.saturating_mul(10).saturating_add(u128::from(d - b'0'))
         }))
     })
+}
+
+/// `RCPT TO:<postmaster>`, any case, parameters or not.
+fn is_bare_postmaster(line: &[u8]) -> bool {
+    let Some(open) = line.iter().position(|&b| b == b'<') else {
+        return false;
+    };
+    let rest = &line[open + 1..];
+    rest.iter()
+        .position(|&b| b == b'>')
+        .is_some_and(|close| rest[..close].eq_ignore_ascii_case(b"postmaster"))
 }
 
 /// Keeps client-supplied text printable and short before it is echoed or logged.
