@@ -49,7 +49,7 @@ impl Processor {
     async fn refused_or_applied(&self, envelope: &Envelope, why: &str) -> Handled {
         let r = &envelope.recipient;
         match self.api.get_subscription(&r.id).await {
-            Ok(Some(s)) if already_unsubscribed(&s, &r.code) => {
+            Ok(Some(s)) if already_unsubscribed(&s, &r.code, &envelope.mail_from) => {
                 Handled::ok("already_unsubscribed", "already unsubscribed").with_code(true)
             }
             Ok(found) => Handled::new(
@@ -81,11 +81,15 @@ fn not_found() -> Handled {
     )
 }
 
-/// A right code on a subscription no longer there for it: the person's wish holds, so the
-/// answer is 250 whoever sends it (a refusal would bounce back to them). The code is checked
-/// as NotifyBC checks it: only when the subscription has one.
-fn already_unsubscribed(s: &Subscription, code: &str) -> bool {
-    s.state.as_deref() == Some("deleted") && code_is_right(s, code)
+/// The checks NotifyBC applies to an anonymous unsubscribe (the code, address
+/// case-insensitively when one is given), on a subscription now deleted: the person's wish
+/// holds, so the answer is 250 (a refusal would bounce back to them).
+fn already_unsubscribed(s: &Subscription, code: &str, address: &str) -> bool {
+    let address_ok = address.is_empty()
+        || s.user_channel_id
+            .as_deref()
+            .is_some_and(|a| a.to_lowercase() == address.to_lowercase());
+    s.state.as_deref() == Some("deleted") && code_is_right(s, code) && address_ok
 }
 
 /// Whether `code` is the subscription's (any code is, when it has none).
@@ -112,17 +116,20 @@ mod tests {
     }
 
     #[test]
-    fn a_right_code_on_a_deleted_subscription_is_already_unsubscribed() {
+    fn recognises_only_the_same_unsubscribe() {
         let s = sub("deleted", Some("12345"), "Bar@Foo.com");
-        assert!(already_unsubscribed(&s, "12345"));
-        assert!(!already_unsubscribed(&s, "12346"));
+        assert!(already_unsubscribed(&s, "12345", "bar@foo.com"));
+        assert!(!already_unsubscribed(&s, "12346", "bar@foo.com"));
+        assert!(!already_unsubscribed(&s, "12345", "other@foo.com"));
         assert!(!already_unsubscribed(
             &sub("confirmed", Some("12345"), "bar@foo.com"),
-            "12345"
+            "12345",
+            "bar@foo.com"
         ));
         assert!(!already_unsubscribed(
             &sub("unconfirmed", Some("12345"), "bar@foo.com"),
-            "12345"
+            "12345",
+            "bar@foo.com"
         ));
         assert!(code_is_right(&sub("unconfirmed", None, "a@b"), "x"));
         assert!(!code_is_right(&sub("confirmed", Some("1"), "a@b"), "2"));
