@@ -797,3 +797,46 @@ async fn tls_sessions_end_with_close_notify() {
         "TLS closed without close_notify after 221: {end:?}"
     );
 }
+
+#[tokio::test]
+async fn a_used_up_message_budget_gets_452_at_data_and_unsubscribes_still_pass() {
+    let rec = Recorder::new();
+    // One bounce's first buffer (8 KiB) uses the whole budget.
+    let server = start(small_server("max_inflight_bytes = 8192\n"), rec.clone()).await;
+    let addr = server.addr(TlsMode::None).unwrap();
+    let mut hog = Smtp::open(addr, "127.0.0.20").await;
+    hog.cmd("EHLO hog.example").await;
+    hog.cmd("MAIL FROM:<>").await;
+    hog.cmd(&format!("RCPT TO:<bn-1-a@{DOMAIN}>")).await;
+    assert_eq!(code(&hog.cmd("DATA").await), 354);
+    hog.stream.write_all(b"Subject: hog\r\n\r\n").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let mut other = Smtp::open(addr, "127.0.0.21").await;
+    other.cmd("EHLO mta.example").await;
+    other.cmd("MAIL FROM:<>").await;
+    other.cmd(&format!("RCPT TO:<bn-2-a@{DOMAIN}>")).await;
+    let r = other.cmd("DATA").await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    // An unsubscribe keeps no body, so it needs none of the budget.
+    let (_, r) = other
+        .transaction(
+            "bar@foo.com",
+            &format!("un-3-a@{DOMAIN}"),
+            "Subject: unsubscribe\r\n\r\n",
+        )
+        .await;
+    assert_eq!(code(&r), 250, "{r}");
+
+    // The hog's message grows past the budget: read to its end, discarded, 452 4.3.1.
+    let line = format!("{}\r\n", "x".repeat(998));
+    for _ in 0..20 {
+        hog.stream.write_all(line.as_bytes()).await.unwrap();
+    }
+    hog.stream.write_all(b".\r\n").await.unwrap();
+    let r = hog.reply().await;
+    assert!(r.starts_with("452 4.3.1"), "{r}");
+    let delivered = rec.messages.lock().unwrap().clone();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].0.recipient.id, "3");
+}

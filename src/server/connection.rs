@@ -614,6 +614,11 @@ impl Connection {
             if !keep || body.oversize || body.over_budget {
                 body.size += body.bytes.len();
                 body.bytes.clear();
+                if charge.bytes() > 0 {
+                    // Nothing more is kept: give the buffer and its charge back.
+                    body.bytes = Vec::new();
+                    charge.resize(0);
+                }
             } else if !charge.resize(body.bytes.capacity()) {
                 // Keeping more would cross the in-flight budget: give back what is held
                 // and discard the rest as it comes.
