@@ -2,6 +2,10 @@
 //! stops a client from brute-forcing unsubscription codes, and the connection limiter,
 //! which caps concurrent connections globally and per client address.
 //!
+//! Also the per-subscription-id count of wrong codes, the per-network connection limit and
+//! stress mode, and the global budget of in-flight message bytes ([`ByteBudget`]);
+//! `docs/reliability.md` (section 7) says why and with which defaults.
+//!
 //! Both key a client by [`client_key`]: an IPv4 address as is, an IPv6 address by its /64
 //! prefix. One IPv6 subscriber line is usually given a whole /64, so limiting single IPv6
 //! addresses would let one client walk around any limit by changing its interface id.
