@@ -125,6 +125,20 @@ pub struct SmtpLimits {
     pub drain_delay_secs: u64,
     pub failed_unsubscribe_threshold: usize,
     pub failed_unsubscribe_window_secs: u64,
+    /// Wrong codes for one subscription id before that id gets 450 4.7.1 (0 = off).
+    pub failed_code_per_id_threshold: usize,
+    pub failed_code_per_id_window_secs: u64,
+    /// Connections from one IPv4 /24 or IPv6 /64 (0 = no limit).
+    pub max_connections_per_network: usize,
+    /// Percentage of `max_connections` open from which the server sheds idle sessions
+    /// (0 = never).
+    pub stress_threshold_percent: usize,
+    /// Under stress: seconds a session may go without a command that does work.
+    pub stress_command_timeout_secs: u64,
+    /// Commands that do no work (NOOP, RSET, VRFY, HELP, a repeated EHLO) per session.
+    pub max_noop_commands: usize,
+    /// Message bytes held in memory by all sessions together.
+    pub max_inflight_bytes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -607,6 +621,9 @@ impl Settings {
             ("max_commands", l.max_commands as u64),
             ("max_errors", l.max_errors as u64),
             ("max_transactions", l.max_transactions as u64),
+            ("stress_command_timeout_secs", l.stress_command_timeout_secs),
+            ("max_noop_commands", l.max_noop_commands as u64),
+            ("max_inflight_bytes", l.max_inflight_bytes as u64),
         ] {
             if v == 0 {
                 return Err(ConfigError::invalid(

@@ -98,6 +98,8 @@ label_enum! {
         TooManyConnections => "too_many_connections",
         /// `limits.max_connections_per_ip` reached for the client.
         TooManyPerIp => "too_many_per_ip",
+        /// `limits.max_connections_per_network` reached for the client's network.
+        TooManyPerNetwork => "too_many_per_network",
         /// The client is outside `allowed_clients`.
         NotAllowed => "not_allowed",
         /// A PROXY header from a peer outside `trusted_proxies`, or none from inside.
@@ -114,6 +116,7 @@ impl From<LimitExceeded> for RejectReason {
         match e {
             LimitExceeded::Global => RejectReason::TooManyConnections,
             LimitExceeded::PerIp => RejectReason::TooManyPerIp,
+            LimitExceeded::PerNetwork => RejectReason::TooManyPerNetwork,
         }
     }
 }
@@ -127,6 +130,10 @@ label_enum! {
         TooManyCommands => "too_many_commands",
         TooManyErrors => "too_many_errors",
         TooManyTransactions => "too_many_transactions",
+        /// `limits.max_noop_commands` commands that do no work.
+        TooManyNoops => "too_many_noop_commands",
+        /// Under stress, no command doing work within `limits.stress_command_timeout_secs`.
+        StressIdle => "stress_idle",
         /// `CONNECT`, `GET` or `POST` sent as a command.
         HttpCommand => "http_command",
         /// Shutdown grace period over.

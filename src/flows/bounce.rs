@@ -220,6 +220,9 @@ impl Processor {
             Err(e) => return Handled::api_failure(&e),
         };
         let code_matches = subscription.unsubscription_code.as_deref().unwrap_or("") == r.code;
+        // The id exists: a different code is a failed guess, the same one is not (the
+        // subscription is merely no longer confirmed).
+        let dropped = dropped.with_code(code_matches);
         let Some(address) = subscription.user_channel_id.filter(|a| !a.is_empty()) else {
             return dropped;
         };

@@ -57,6 +57,21 @@ pub struct BounceReport {
 pub struct Delivered {
     pub reply: Reply,
     pub bounce: Option<BounceReport>,
+    /// What was learnt about the code in the recipient address (against guessing).
+    pub code: CodeCheck,
+}
+
+/// What processing a message showed about the unsubscription code in its recipient
+/// address, for the limiter against code guessing (see `docs/reliability.md`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CodeCheck {
+    /// Not learnt (no such id, the service unreachable, or not asked).
+    #[default]
+    Unknown,
+    /// The code is the subscription's, whatever its state.
+    Right,
+    /// The subscription id exists and the code differs: a failed attempt.
+    Wrong,
 }
 
 /// Turns a received message into its effect and the reply to DATA.
@@ -73,10 +88,16 @@ pub trait Deliver: Send + Sync + 'static {
             Delivered {
                 reply: self.deliver(envelope, message).await,
                 bounce: None,
+                code: CodeCheck::Unknown,
             }
         })
     }
 }
+
+/// The one reply to DATA for every accepted bounce, whether or not it matched a
+/// subscription and whatever it did: a different text would tell a code guesser that a
+/// guess was right.
+pub const BOUNCE_ACCEPTED: &str = "bounce accepted";
 
 /// Why the processor could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -137,9 +158,14 @@ impl Processor {
             Kind::Bounce => self.bounce(envelope, message).await,
         };
         handled.log(envelope, message.len());
+        let mut reply = handled.reply;
+        if envelope.recipient.kind == Kind::Bounce && reply.code == 250 {
+            reply = Reply::ok(BOUNCE_ACCEPTED);
+        }
         Delivered {
-            reply: handled.reply,
+            reply,
             bounce: handled.bounce,
+            code: handled.code,
         }
     }
 }
@@ -165,6 +191,7 @@ struct Handled {
     reply: Reply,
     detail: Option<String>,
     bounce: Option<BounceReport>,
+    code: CodeCheck,
 }
 
 impl Handled {
@@ -174,6 +201,7 @@ impl Handled {
             reply,
             detail: None,
             bounce: None,
+            code: CodeCheck::Unknown,
         }
     }
 
@@ -205,6 +233,7 @@ impl Handled {
             ),
             detail: Some(error.to_string()),
             bounce: None,
+            code: CodeCheck::Unknown,
         }
     }
 
@@ -218,7 +247,18 @@ impl Handled {
             ),
             detail: Some(error.to_string()),
             bounce: None,
+            code: CodeCheck::Unknown,
         }
+    }
+
+    /// Whether the recipient's code was the subscription's (`right`) or not.
+    fn with_code(mut self, right: bool) -> Handled {
+        self.code = if right {
+            CodeCheck::Right
+        } else {
+            CodeCheck::Wrong
+        };
+        self
     }
 
     fn with_detail(mut self, detail: impl Into<String>) -> Handled {

@@ -50,9 +50,9 @@ impl Processor {
         let r = &envelope.recipient;
         match self.api.get_subscription(&r.id).await {
             Ok(Some(s)) if already_unsubscribed(&s, &r.code, &envelope.mail_from) => {
-                Handled::ok("already_unsubscribed", "already unsubscribed")
+                Handled::ok("already_unsubscribed", "already unsubscribed").with_code(true)
             }
-            Ok(_) => Handled::new(
+            Ok(found) => Handled::new(
                 "refused",
                 Reply::new(
                     550,
@@ -63,7 +63,8 @@ impl Processor {
                      unsubscribe link in the notification",
                 ),
             )
-            .with_detail(why),
+            .with_detail(why)
+            .with_code(found.as_ref().is_none_or(|s| code_is_right(s, &r.code))),
             Err(e) => Handled::api_failure(&e),
         }
     }
@@ -80,19 +81,23 @@ fn not_found() -> Handled {
     )
 }
 
-/// The checks NotifyBC applies to an anonymous unsubscribe (code when the subscription has
-/// one, address case-insensitively when one is given), on a subscription now deleted.
+/// The checks NotifyBC applies to an anonymous unsubscribe (the code, address
+/// case-insensitively when one is given), on a subscription now deleted: the person's wish
+/// holds, so the answer is 250 (a refusal would bounce back to them).
 fn already_unsubscribed(s: &Subscription, code: &str, address: &str) -> bool {
-    let deleted = s.state.as_deref() == Some("deleted");
-    let code_ok = match s.unsubscription_code.as_deref() {
-        None | Some("") => true,
-        Some(c) => c == code,
-    };
     let address_ok = address.is_empty()
         || s.user_channel_id
             .as_deref()
             .is_some_and(|a| a.to_lowercase() == address.to_lowercase());
-    deleted && code_ok && address_ok
+    s.state.as_deref() == Some("deleted") && code_is_right(s, code) && address_ok
+}
+
+/// Whether `code` is the subscription's (any code is, when it has none).
+fn code_is_right(s: &Subscription, code: &str) -> bool {
+    match s.unsubscription_code.as_deref() {
+        None | Some("") => true,
+        Some(c) => c == code,
+    }
 }
 
 #[cfg(test)]
@@ -126,5 +131,7 @@ mod tests {
             "12345",
             "bar@foo.com"
         ));
+        assert!(code_is_right(&sub("unconfirmed", None, "a@b"), "x"));
+        assert!(!code_is_right(&sub("confirmed", Some("1"), "a@b"), "2"));
     }
 }

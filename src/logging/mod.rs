@@ -95,6 +95,23 @@ pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LogError
     EnvFilter::try_new(value).map_err(|e| invalid(e.to_string()))
 }
 
+/// Library log lines any client can trigger at will (rustls writes a warning for every TLS
+/// handshake that names an IP address as SNI, for every alert a client sends, ...) would let
+/// a client fill the log: below debug they are dropped unless the filter names `rustls`
+/// itself. The handshake's outcome is still counted in the metrics.
+fn quiet_client_triggered(filter: EnvFilter) -> EnvFilter {
+    let verbose = filter
+        .max_level_hint()
+        .is_some_and(|l| l >= tracing::level_filters::LevelFilter::DEBUG);
+    if verbose || filter.to_string().contains("rustls") {
+        return filter;
+    }
+    match "rustls=error".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// A subscriber in the configured format writing to `writer`. [`init`] uses standard
 /// error; tests pass a buffer.
 pub fn subscriber<W>(
@@ -107,7 +124,7 @@ where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(quiet_client_triggered(filter))
         .with_writer(writer);
     match format {
         LogFormat::Text => Box::new(builder.with_ansi(ansi).finish()),
@@ -291,6 +308,29 @@ mod tests {
             })
         });
         buf.text()
+    }
+
+    fn rustls_warning(level: &str) -> String {
+        let buf = Buffer::default();
+        let w = buf.clone();
+        let sub = subscriber(
+            LogFormat::Text,
+            filter(level, None).unwrap(),
+            move || w.clone(),
+            false,
+        );
+        tracing::subscriber::with_default(sub, || {
+            tracing::warn!(target: "rustls::msgs::handshake", "Illegal SNI hostname received");
+        });
+        buf.text()
+    }
+
+    #[test]
+    fn client_triggered_library_warnings_show_only_at_debug() {
+        assert_eq!(rustls_warning("info"), "");
+        assert_eq!(rustls_warning("warn"), "");
+        assert!(rustls_warning("debug").contains("Illegal SNI"));
+        assert!(rustls_warning("info,rustls=warn").contains("Illegal SNI"));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BytesMut};
 use smtp_proto::request::receiver::DataReceiver;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
 use super::Context;
@@ -21,8 +21,8 @@ use super::io::{BoxStream, write_all_timeout};
 use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
 use super::shutdown::Phase;
 use crate::address::{Kind, Recipient};
-use crate::flows::{BounceReport, Envelope};
-use crate::limiter::ConnectionPermit;
+use crate::flows::{BounceReport, CodeCheck, Envelope};
+use crate::limiter::{Charge, ConnectionPermit};
 use crate::logging;
 use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
 use crate::reply::Reply;
@@ -56,6 +56,11 @@ struct Body {
     oversize: bool,
     /// A bare CR or LF next to a lone dot: an attempt to smuggle a second message.
     smuggling: bool,
+    /// Keeping the message would have crossed `limits.max_inflight_bytes`: its bytes were
+    /// discarded.
+    over_budget: bool,
+    /// The bytes kept, held against the in-flight budget until the message is done with.
+    charge: Option<Charge>,
 }
 
 /// Read sizes: small while waiting for a command, so the many idle sessions a server holds
@@ -73,6 +78,9 @@ pub struct Connection {
     /// This connection's slot under the connection limits, held by the real client address.
     permit: ConnectionPermit,
     session_deadline: Instant,
+    /// When the session last sent a command that did work; under stress a session must do
+    /// so every `limits.stress_command_timeout_secs`.
+    last_work: Instant,
     /// Skipping the rest of an over-long line.
     discarding: bool,
 }
@@ -99,6 +107,7 @@ impl Connection {
             session,
             permit,
             session_deadline,
+            last_work: Instant::now(),
             discarding: false,
         }
     }
@@ -129,7 +138,12 @@ impl Connection {
             let line = match self.next_line().await {
                 Ok(line) => line,
                 Err(ConnError::Timeout) => {
-                    let (text, reason) = if Instant::now() >= self.session_deadline {
+                    let (text, reason) = if self.ctx.connections.stressed() {
+                        (
+                            "server busy and this session idle, closing",
+                            AbortReason::StressIdle,
+                        )
+                    } else if Instant::now() >= self.session_deadline {
                         (
                             "session time limit reached, closing",
                             AbortReason::SessionTimeout,
@@ -157,6 +171,9 @@ impl Connection {
                     let action =
                         self.session
                             .handle(&line, &self.ctx.session_cfg, &self.ctx.router, guard);
+                    if !self.session.last_was_noop {
+                        self.last_work = Instant::now();
+                    }
                     (command_class(&line), action)
                 }
             };
@@ -173,6 +190,13 @@ impl Connection {
                     self.queue(&reply);
                     self.flush().await?;
                     self.start_tls().await?;
+                }
+                Action::Data(_) if self.keeps_body() && self.ctx.inflight.available() == 0 => {
+                    self.session.transaction = None;
+                    let reply = insufficient_storage();
+                    self.ctx.metrics.smtp_reply(CommandClass::Data, reply.code);
+                    self.queue(&reply);
+                    self.flush().await?;
                 }
                 Action::Data(reply) => {
                     self.queue(&reply);
@@ -244,6 +268,8 @@ impl Connection {
             }
             self.session.client = info.addr;
         }
+        // A further XCLIENT would replace this address: only if it is a trusted proxy too.
+        self.session.xclient_allowed = self.ctx.trusted_proxies.contains(self.session.client);
         self.session.helo = None;
         self.session.transaction = None;
         Ok(Reply::new(
@@ -261,8 +287,22 @@ impl Connection {
 
     async fn close_with(&mut self, reply: Reply) -> Result<(), ConnError> {
         self.queue(&reply);
-        let _ = self.flush().await;
+        if self.flush().await.is_ok() {
+            // On TLS this sends close_notify, so the client sees a clean end rather than a
+            // truncation (Exim logs every session without one as an error).
+            let timeout = Duration::from_secs(self.limits().command_timeout_secs.min(10));
+            let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
+        }
         Ok(())
+    }
+
+    /// Whether the open transaction needs its message kept: a `un` needs none of it (only
+    /// the envelope), a `bn` or postmaster message does.
+    fn keeps_body(&self) -> bool {
+        self.session
+            .transaction
+            .as_ref()
+            .is_some_and(|tx| tx.postmaster || tx.recipients.iter().any(|r| r.kind == Kind::Bounce))
     }
 
     fn queue(&mut self, reply: &Reply) {
@@ -290,14 +330,27 @@ impl Connection {
         (Instant::now() + Duration::from_secs(secs)).min(self.session_deadline)
     }
 
-    /// Reads up to about `chunk` more bytes into `rbuf`, honouring the deadline and
-    /// shutdown.
+    /// Reads up to about `chunk` more bytes into `rbuf`, honouring the deadline, stress
+    /// and shutdown. Under stress the wait is cut to `limits.stress_command_timeout_secs`,
+    /// counted from `since` (the last command that did work) when given, else from now;
+    /// when stress starts during the wait, it returns without data so the caller waits
+    /// again under the new deadline.
     async fn fill(
         &mut self,
         deadline: Instant,
         in_transaction: bool,
         chunk: usize,
+        since: Option<Instant>,
     ) -> Result<(), ConnError> {
+        let ctx = self.ctx.clone();
+        let onset = ctx.connections.stress_onset();
+        let stressed = ctx.connections.stressed();
+        let deadline = if stressed {
+            let stress = Duration::from_secs(self.limits().stress_command_timeout_secs);
+            deadline.min(since.unwrap_or_else(Instant::now) + stress)
+        } else {
+            deadline
+        };
         // Idle sessions close as soon as draining starts; a transaction in progress gets
         // the grace period.
         let stop_at = if in_transaction {
@@ -322,6 +375,7 @@ impl Connection {
                 }
             }
             _ = shutdown.reached(stop_at) => Err(ConnError::Shutdown),
+            _ = onset, if !stressed => Ok(()),
         }
     }
 
@@ -348,7 +402,8 @@ impl Connection {
                 self.rbuf = BytesMut::new();
             }
             let in_tx = self.session.transaction.is_some();
-            self.fill(deadline, in_tx, COMMAND_READ).await?;
+            self.fill(deadline, in_tx, COMMAND_READ, Some(self.last_work))
+                .await?;
         }
     }
 
@@ -407,13 +462,25 @@ impl Connection {
             self.log_refusal(&tx, &reply, body.size);
             return Ok(reply);
         }
+        if body.over_budget {
+            let reply = insufficient_storage();
+            tracing::warn!(
+                client = %self.session.client,
+                size = body.size,
+                max_inflight_bytes = self.limits().max_inflight_bytes,
+                "message refused: the in-flight message budget is used up"
+            );
+            self.log_refusal(&tx, &reply, body.size);
+            return Ok(reply);
+        }
+        let _charge = body.charge;
         let started = std::time::Instant::now();
         let kind = tx
             .recipients
             .first()
             .map(|r| MessageKind::from(r.kind))
             .unwrap_or(MessageKind::Postmaster);
-        let size = body.bytes.len();
+        let size = body.size;
         let (reply, bounces) = self.deliver(tx, body.bytes).await;
         self.ctx
             .metrics
@@ -496,18 +563,12 @@ impl Connection {
                 recipient,
             };
             let d = self.ctx.deliver.deliver_reported(&envelope, &message).await;
+            self.note_code_check(&envelope.recipient, d.code);
             bounces.extend(d.bounce);
             let r = d.reply;
             if r.is_positive() {
                 accepted.get_or_insert(r);
             } else if r.is_permanent_failure() {
-                if envelope.recipient.kind == Kind::Unsubscribe {
-                    // The API said the code or the address is wrong: one more guess from
-                    // this client.
-                    self.ctx
-                        .failed_unsubscribes
-                        .record_failure(self.session.client);
-                }
                 refused.push((envelope.recipient, r));
             } else {
                 temporary.get_or_insert(r);
@@ -547,15 +608,44 @@ impl Connection {
         (reply, bounces)
     }
 
+    /// Counts a wrong code for one recipient against its client and its subscription id
+    /// (`docs/reliability.md`); called once per recipient with what its processing learnt.
+    fn note_code_check(&self, recipient: &Recipient, check: CodeCheck) {
+        if check != CodeCheck::Wrong {
+            return;
+        }
+        let client = self.session.client;
+        let id = recipient.id.as_str();
+        let blocks = self.ctx.failed_unsubscribes.record_wrong_code(client, id);
+        tracing::info!(%client, kind = recipient.kind.as_str(), id, "wrong unsubscription code");
+        if blocks.client {
+            tracing::warn!(%client, "client blocked: too many wrong unsubscription codes");
+        }
+        if blocks.id {
+            tracing::warn!(
+                id,
+                "subscription id blocked: too many wrong unsubscription codes"
+            );
+        }
+    }
+
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {
         let deadline = self.deadline(self.limits().data_timeout_secs);
-        let mut receiver = receiver_after_crlf();
+        let keep = self.keeps_body();
+        let mut charge = self.ctx.inflight.charge();
+        let initial = if keep { 8192.min(limit) } else { 0 };
         let mut body = Body {
-            bytes: Vec::with_capacity(8192.min(limit)),
+            bytes: Vec::with_capacity(initial),
             size: 0,
             oversize: false,
             smuggling: false,
+            over_budget: !charge.resize(initial),
+            charge: None,
         };
+        if body.over_budget {
+            body.bytes = Vec::new();
+        }
+        let mut receiver = receiver_after_crlf();
         // The last bytes read, starting with the CRLF that ended the DATA command.
         let mut tail = *b"\0\0\r\n";
         loop {
@@ -570,8 +660,22 @@ impl Connection {
             if body.bytes.len() > limit {
                 // Over the limit: count, and drop what was read, so memory stays bounded.
                 body.oversize = true;
+            }
+            if !keep || body.oversize || body.over_budget {
                 body.size += body.bytes.len();
                 body.bytes.clear();
+                if charge.bytes() > 0 {
+                    // Nothing more is kept: give the buffer and its charge back.
+                    body.bytes = Vec::new();
+                    charge.resize(0);
+                }
+            } else if !charge.resize(body.bytes.capacity()) {
+                // Keeping more would cross the in-flight budget: give back what is held
+                // and discard the rest as it comes.
+                body.over_budget = true;
+                body.size += body.bytes.len();
+                body.bytes = Vec::new();
+                charge.resize(0);
             }
             if done && &tail != b"\n.\r\n" {
                 // The receiver also stops at <CRLF>.<CR><CR>...<LF>, which is not the end
@@ -584,14 +688,24 @@ impl Connection {
             }
             if done {
                 body.size += body.bytes.len();
-                if body.oversize {
+                if body.oversize || body.over_budget {
                     body.bytes = Vec::new();
                 }
+                body.charge = Some(charge);
                 return Ok(body);
             }
-            self.fill(deadline, true, DATA_READ).await?;
+            self.fill(deadline, true, DATA_READ, None).await?;
         }
     }
+}
+
+/// `452 4.3.1`: the in-flight message budget is used up; the sender retries later.
+fn insufficient_storage() -> Reply {
+    Reply::new(
+        452,
+        "4.3.1",
+        "insufficient system storage: too many messages in progress, try again later",
+    )
 }
 
 fn shutting_down() -> Reply {

@@ -20,7 +20,7 @@ use crate::access::Cidrs;
 use crate::address::Router;
 use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
-use crate::limiter::{ConnectionLimiter, FailedUnsubscribeLimiter};
+use crate::limiter::{ByteBudget, ConnectionLimiter, FailedUnsubscribeLimiter};
 use crate::metrics::{CertificateSource, HandshakeMode, ListenerMetrics, Metrics, RejectReason};
 use crate::reply::Reply;
 use crate::tls::{TlsError, TlsProvider};
@@ -56,6 +56,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     pub connections: ConnectionLimiter,
     pub failed_unsubscribes: Arc<FailedUnsubscribeLimiter>,
+    /// Message bytes all sessions hold in memory together.
+    pub inflight: Arc<ByteBudget>,
     /// Who may send the PROXY protocol and XCLIENT.
     pub trusted_proxies: Cidrs,
     /// Who may connect at all (empty = everyone).
@@ -64,13 +66,23 @@ pub struct Context {
 }
 
 impl RcptGuard for FailedUnsubscribeLimiter {
-    fn check(&self, client: IpAddr, _recipient: &crate::address::Recipient) -> Option<Reply> {
-        self.blocked_for(client).map(|wait| {
+    fn check(&self, client: IpAddr, recipient: &crate::address::Recipient) -> Option<Reply> {
+        if let Some(wait) = self.blocked_for(client) {
+            return Some(Reply::new(
+                450,
+                "4.7.1",
+                format!(
+                    "too many wrong unsubscription codes from {client}; try again in {} s",
+                    wait.as_secs().max(1)
+                ),
+            ));
+        }
+        self.id_blocked_for(&recipient.id).map(|wait| {
             Reply::new(
                 450,
                 "4.7.1",
                 format!(
-                    "too many refused unsubscribe attempts from {client}; try again in {} s",
+                    "too many wrong unsubscription codes for this subscription; try again in {} s",
                     wait.as_secs().max(1)
                 ),
             )
@@ -154,6 +166,7 @@ impl Server {
                 max_errors: s.limits.max_errors,
                 max_commands: s.limits.max_commands,
                 max_transactions: s.limits.max_transactions,
+                max_noops: s.limits.max_noop_commands,
             },
             router: Router::new(&settings)?,
             hostname: settings.hostname(),
@@ -161,6 +174,7 @@ impl Server {
             tls,
             guard: Some(failed_unsubscribes.clone() as Arc<dyn RcptGuard>),
             failed_unsubscribes,
+            inflight: ByteBudget::new(s.limits.max_inflight_bytes),
             connections: ConnectionLimiter::from_limits(&s.limits),
             trusted_proxies: Cidrs::new(s.trusted_proxies.clone()),
             allowed_clients: Cidrs::new(s.allowed_clients.clone()),
@@ -366,7 +380,9 @@ async fn handle(
         }
     }
     let starttls = listener.tls == TlsMode::Starttls && ctx.tls.is_some();
-    let xclient = listener.xclient && trusted;
+    // XCLIENT replaces the client address, so it is honoured only where that address is a
+    // trusted proxy: after a PROXY header the client is the one the header named.
+    let xclient = listener.xclient && ctx.trusted_proxies.contains(client.ip());
     let conn = Connection::new(
         ctx.clone(),
         stream,

@@ -23,6 +23,9 @@ pub struct SessionConfig {
     pub max_errors: usize,
     pub max_commands: usize,
     pub max_transactions: usize,
+    /// Commands that do no work (NOOP, RSET, VRFY, HELP, a repeated EHLO) allowed between
+    /// two completed transactions.
+    pub max_noops: usize,
 }
 
 /// What the connection does after sending the reply.
@@ -55,8 +58,9 @@ impl Transaction {
     }
 }
 
-/// A hook asked before accepting a `un` recipient, so a client that keeps guessing codes
-/// can be slowed down (SPEC §3). Returns the refusal to give, if any.
+/// A hook asked before accepting a `un` or `bn` recipient, so a client or an id that keeps
+/// getting wrong codes can be slowed down (`docs/reliability.md`). Returns the refusal to
+/// give, if any.
 pub trait RcptGuard: Send + Sync {
     fn check(&self, client: IpAddr, recipient: &Recipient) -> Option<Reply>;
 }
@@ -74,6 +78,10 @@ pub struct Session {
     pub rcpt_refusal: Option<RcptReason>,
     /// Why the session decided to close, for the metrics.
     pub abort: Option<AbortReason>,
+    /// Whether the last command did no work (NOOP, RSET, VRFY, HELP, a repeated EHLO):
+    /// under stress such commands earn a session no more time.
+    pub last_was_noop: bool,
+    noops: usize,
     commands: usize,
     errors: usize,
     transactions: usize,
@@ -90,6 +98,8 @@ impl Session {
             transaction: None,
             rcpt_refusal: None,
             abort: None,
+            last_was_noop: false,
+            noops: 0,
             commands: 0,
             errors: 0,
             transactions: 0,
@@ -106,6 +116,8 @@ impl Session {
     /// Ends the transaction after DATA, whatever its outcome.
     pub fn finish_transaction(&mut self) -> Option<Transaction> {
         self.transactions += 1;
+        // A client that gets mail through has earned its next few no-op commands.
+        self.noops = 0;
         self.transaction.take()
     }
 
@@ -134,7 +146,8 @@ impl Session {
             self.abort = Some(AbortReason::TooManyCommands);
             return Action::Close(Reply::new(421, "4.7.0", "too many commands, closing"));
         }
-        if let Some(action) = self.special(line) {
+        self.last_was_noop = false;
+        if let Some(action) = self.special(line, cfg) {
             return action;
         }
         let mut with_lf = Vec::with_capacity(line.len() + 2);
@@ -144,18 +157,66 @@ impl Session {
             Ok(r) => r,
             Err(e) => return self.parse_error(cfg, line, e),
         };
+        let repeated_hello =
+            self.helo.is_some() && matches!(request, Request::Ehlo { .. } | Request::Helo { .. });
+        if repeated_hello
+            || matches!(
+                request,
+                Request::Noop { .. } | Request::Rset | Request::Vrfy { .. } | Request::Help { .. }
+            )
+        {
+            self.last_was_noop = true;
+            self.noops += 1;
+            if self.noops > cfg.max_noops {
+                self.abort = Some(AbortReason::TooManyNoops);
+                return Action::Close(Reply::new(
+                    421,
+                    "4.7.0",
+                    "too many commands that do nothing, closing",
+                ));
+            }
+        }
         match request {
             Request::Ehlo { host } => self.hello(cfg, host.as_ref(), true),
             Request::Helo { host } => self.hello(cfg, host.as_ref(), false),
             Request::Lhlo { .. } => {
                 self.error(cfg, Reply::new(500, "5.5.1", "LHLO is for LMTP; use EHLO"))
             }
-            Request::Mail { from } => self.mail(cfg, from),
+            Request::Mail { from } => {
+                // smtp-proto wraps an overflowing SIZE= round to a small number.
+                if declared_size(line).is_some_and(|n| n > cfg.size_limit as u128) {
+                    return self.error(
+                        cfg,
+                        Reply::new(
+                            552,
+                            "5.3.4",
+                            format!("message too big (limit {} bytes)", cfg.size_limit),
+                        ),
+                    );
+                }
+                self.mail(cfg, from)
+            }
             Request::Rcpt { to } => {
+                if to.orcpt.is_some() || to.flags & RCPT_DSN_FLAGS != 0 {
+                    return self.error(
+                        cfg,
+                        Reply::new(
+                            555,
+                            "5.5.4",
+                            "NOTIFY and ORCPT are not supported (DSN is not offered)",
+                        ),
+                    );
+                }
                 // The parser hands over a quoted local part unquoted; our addresses never
                 // have one, and a quoted one is not the un/bn pattern (SPEC §2).
                 let quoted = line.contains(&b'"');
-                self.rcpt(cfg, router, guard, to.address.as_ref(), quoted)
+                // The parser hands over `<postmaster>` without a domain as an empty path.
+                let address = if to.address.is_empty() && is_bare_postmaster(line) {
+                    "postmaster"
+                } else {
+                    to.address.as_ref()
+                };
+                self.rcpt(cfg, router, guard, address, quoted)
             }
             Request::Data => self.data(cfg),
             Request::Rset => {
@@ -194,7 +255,7 @@ impl Session {
     }
 
     /// Commands outside smtp-proto's grammar: HTTP verbs (closed at once) and XCLIENT.
-    fn special(&mut self, line: &[u8]) -> Option<Action> {
+    fn special(&mut self, line: &[u8], cfg: &SessionConfig) -> Option<Action> {
         let word_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
         let word = &line[..word_end];
         for verb in [&b"CONNECT"[..], b"GET", b"POST", b"HEAD", b"PUT"] {
@@ -207,7 +268,15 @@ impl Session {
                 )));
             }
         }
-        if word.eq_ignore_ascii_case(b"XCLIENT") && self.xclient_allowed {
+        if word.eq_ignore_ascii_case(b"XCLIENT") {
+            if !self.xclient_allowed {
+                // Only an address in trusted_proxies may be replaced: neither a client
+                // named by a PROXY header nor one named by an earlier XCLIENT.
+                return Some(self.error(
+                    cfg,
+                    Reply::new(550, "5.7.0", "XCLIENT not permitted from your address"),
+                ));
+            }
             let args = String::from_utf8_lossy(&line[word_end..])
                 .trim()
                 .to_string();
@@ -363,7 +432,13 @@ impl Session {
         let Some(tx) = &self.transaction else {
             return self.error(cfg, Reply::new(503, "5.5.1", "send MAIL FROM first"));
         };
-        let route = match router.route(address) {
+        // RFC 5321 §4.1.1.3: a bare "postmaster" is to be accepted without a domain.
+        let route = if address.eq_ignore_ascii_case("postmaster") && !quoted {
+            Ok(Route::Postmaster)
+        } else {
+            router.route(address)
+        };
+        let route = match route {
             Ok(Route::Notify(_)) if quoted => {
                 self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
                 return self.error(cfg, Refusal::Unknown.reply(address));
@@ -397,9 +472,19 @@ impl Session {
                         ),
                     ));
                 }
-                if recipient.kind == Kind::Unsubscribe
-                    && let Some(refusal) = guard.and_then(|g| g.check(self.client, &recipient))
-                {
+                if recipient.kind == Kind::Unsubscribe && tx.mail_from.is_empty() {
+                    self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
+                    return self.error(
+                        cfg,
+                        Reply::new(
+                            550,
+                            "5.7.1",
+                            "an unsubscribe request needs a sender: MAIL FROM:<> is for \
+                             bounces; send from the subscribed address",
+                        ),
+                    );
+                }
+                if let Some(refusal) = guard.and_then(|g| g.check(self.client, &recipient)) {
                     self.rcpt_refusal = Some(RcptReason::RateLimited);
                     return Action::Reply(refusal);
                 }
@@ -441,6 +526,42 @@ impl Session {
     }
 }
 
+/// DSN parameters of RCPT (RFC 3461), refused because DSN is not advertised.
+const RCPT_DSN_FLAGS: u64 = smtp_proto::RCPT_NOTIFY_SUCCESS
+    | smtp_proto::RCPT_NOTIFY_FAILURE
+    | smtp_proto::RCPT_NOTIFY_DELAY
+    | smtp_proto::RCPT_NOTIFY_NEVER;
+
+/// The value of a `SIZE=` parameter of a MAIL command line, saturating at `u128::MAX` so an
+/// absurd number stays absurd (None: no SIZE, or not a number, which the parser refuses).
+fn declared_size(line: &[u8]) -> Option<u128> {
+    let text = std::str::from_utf8(line).ok()?;
+    let params = &text[text.rfind('>')? + 1..];
+    params.split_ascii_whitespace().find_map(|p| {
+        let (key, value) = p.split_once('=')?;
+        if !key.eq_ignore_ascii_case("SIZE")
+            || value.is_empty()
+            || !value.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        Some(value.bytes().fold(0u128, |n, d| {
+            n.saturating_mul(10).saturating_add(u128::from(d - b'0'))
+        }))
+    })
+}
+
+/// `RCPT TO:<postmaster>`, any case, parameters or not.
+fn is_bare_postmaster(line: &[u8]) -> bool {
+    let Some(open) = line.iter().position(|&b| b == b'<') else {
+        return false;
+    };
+    let rest = &line[open + 1..];
+    rest.iter()
+        .position(|&b| b == b'>')
+        .is_some_and(|close| rest[..close].eq_ignore_ascii_case(b"postmaster"))
+}
+
 /// Keeps client-supplied text printable and short before it is echoed or logged.
 pub fn sanitize(s: &str) -> String {
     s.chars().filter(|c| !c.is_control()).take(100).collect()
@@ -461,6 +582,7 @@ mod tests {
             max_errors: 5,
             max_commands: 100,
             max_transactions: 2,
+            max_noops: 3,
         };
         (
             Session::new("192.0.2.1".parse().unwrap(), false, true),

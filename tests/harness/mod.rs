@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use notify_inbound::config::Settings;
-use notify_inbound::flows::{Deliver, Envelope};
+use notify_inbound::flows::{CodeCheck, Deliver, Delivered, Envelope};
 use notify_inbound::metrics::Metrics;
 use notify_inbound::reply::Reply;
 use notify_inbound::server::Server;
@@ -21,6 +21,8 @@ pub struct Recorder {
     pub reply: Mutex<Reply>,
     /// Delay before answering, to hold a transaction in flight.
     pub delay: Mutex<Duration>,
+    /// What each delivery says it learnt about the recipient's code.
+    pub code_check: Mutex<CodeCheck>,
 }
 
 impl Recorder {
@@ -29,6 +31,7 @@ impl Recorder {
             messages: Mutex::new(Vec::new()),
             reply: Mutex::new(Reply::ok("message accepted")),
             delay: Mutex::new(Duration::ZERO),
+            code_check: Mutex::new(CodeCheck::Unknown),
         })
     }
 
@@ -58,6 +61,21 @@ impl Deliver for Recorder {
                 .unwrap()
                 .push((envelope.clone(), message.to_vec()));
             self.reply.lock().unwrap().clone()
+        })
+    }
+
+    fn deliver_reported<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Delivered> {
+        Box::pin(async move {
+            let reply = self.deliver(envelope, message).await;
+            Delivered {
+                reply,
+                bounce: None,
+                code: *self.code_check.lock().unwrap(),
+            }
         })
     }
 }
