@@ -23,7 +23,7 @@ use std::time::Duration;
 use axum::http::Method;
 use common::dsn::Dsn;
 use common::fake_api::{FakeApi, Fault, FaultRule};
-use mtas::{Delivery, Fate, FakeMx, Kind, LOCAL_DOMAIN, Mta, NOTIFY_DOMAIN, REMOTE_DOMAIN, Setup};
+use mtas::{Delivery, FakeMx, Fate, Kind, LOCAL_DOMAIN, Mta, NOTIFY_DOMAIN, REMOTE_DOMAIN, Setup};
 use notify_inbound::config::TlsMode;
 use notify_inbound::flows::Processor;
 use notify_inbound::metrics::Metrics;
@@ -240,7 +240,10 @@ async fn deferred_then_flushed(rig: &Rig, fault: Fault, tag: &str) {
     let records = rig.fake.bounces_of(&dave);
     assert_eq!(records.len(), 1, "{records:?}");
     assert_eq!(
-        (records[0].hard_bounce_count, records[0].bounce_messages.len()),
+        (
+            records[0].hard_bounce_count,
+            records[0].bounce_messages.len()
+        ),
         (1, 1),
         "{records:?}"
     );
@@ -294,7 +297,11 @@ async fn three_un_recipients_in_one_delivery(kind: Kind) {
     }
     for id in &ids {
         let s = rig.fake.subscription(id).unwrap();
-        assert_eq!((s.state.as_str(), s.times_unsubscribed), ("deleted", 1), "{id}");
+        assert_eq!(
+            (s.state.as_str(), s.times_unsubscribed),
+            ("deleted", 1),
+            "{id}"
+        );
     }
     println!("{kind}: effect: subscriptions {ids:?} all deleted from one delivery");
 }
@@ -340,7 +347,10 @@ async fn assert_counted(rig: &Rig, subscriber: &str, id: &str) {
         rig.mta.kind
     );
     assert_eq!(
-        (records[0].hard_bounce_count, records[0].bounce_messages.len()),
+        (
+            records[0].hard_bounce_count,
+            records[0].bounce_messages.len()
+        ),
         (1, 1),
         "{}: the {subscriber} bounce did not count: {records:?}",
         rig.mta.kind
@@ -408,7 +418,9 @@ async fn mailbox_full_given_up_not_counted(kind: Kind) {
         "{kind}: a full mailbox given up on counted (or was not recorded): {records:?}"
     );
     assert_eq!(rig.fake.subscription(&id).unwrap().state, "confirmed");
-    println!("{kind}: effect: bounce record of {subscriber} hardBounceCount 0 (recorded, not counted)");
+    println!(
+        "{kind}: effect: bounce record of {subscriber} hardBounceCount 0 (recorded, not counted)"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,7 +461,9 @@ async fn delay_warning_not_counted(kind: Kind) {
     );
     assert_eq!(rig.fake.subscription(&id).unwrap().state, "confirmed");
     assert!(rig.mx.accepted().is_empty());
-    println!("{kind}: effect: no hard bounce counted for {subscriber}; subscription {id} confirmed");
+    println!(
+        "{kind}: effect: no hard bounce counted for {subscriber}; subscription {id} confirmed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -108,7 +108,11 @@ pub fn exim_bin() -> PathBuf {
 fn require_tools(kind: Kind) {
     match kind {
         Kind::Postfix => {
-            for tool in ["/usr/sbin/postfix", "/usr/sbin/postqueue", "/usr/sbin/postconf"] {
+            for tool in [
+                "/usr/sbin/postfix",
+                "/usr/sbin/postqueue",
+                "/usr/sbin/postconf",
+            ] {
                 assert!(Path::new(tool).exists(), "{tool} is missing: {INSTALL}");
             }
         }
@@ -602,9 +606,8 @@ impl FakeMx {
             while let Ok((stream, _)) = listener.accept().await {
                 let kept = kept.clone();
                 tokio::spawn(async move {
-                    let _ =
-                        tokio::time::timeout(Duration::from_secs(60), mx_session(stream, kept))
-                            .await;
+                    let _ = tokio::time::timeout(Duration::from_secs(60), mx_session(stream, kept))
+                        .await;
                 });
             }
         });
