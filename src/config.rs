@@ -167,9 +167,17 @@ pub struct ListUnsubscribeSettings {
 pub struct BounceSettings {
     pub enabled: bool,
     pub unsub_threshold: u32,
-    pub subject_regex: String,
-    pub smtp_status_code_regex: String,
-    pub failed_recipient_regex: String,
+    /// Who decides whether a bounce counts (README, "Bounce classification").
+    pub decision: BounceDecision,
+    /// NotifyBC's filters. Absent: off under the classifier's decision, NotifyBC's default
+    /// under `decision = "notifybc"` (see [`BounceSettings::subject_pattern`]); set (even
+    /// to `""`, which is off) they apply as configured in both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smtp_status_code_regex: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed_recipient_regex: Option<String>,
     pub case_insensitive_domain: bool,
     pub case_insensitive_local_part: bool,
     pub multiple_failed_recipients: bool,
@@ -181,6 +189,48 @@ pub struct BounceSettings {
     pub max_stored_message_bytes: usize,
     /// 0 = off; otherwise at most one counted hard bounce per address per window.
     pub count_window_secs: u64,
+}
+
+/// `bounce.decision`: which rule decides whether a bounce counts toward the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BounceDecision {
+    /// The subscriber's own entry in the report must be a permanent, hard failure;
+    /// NotifyBC's filters are extra conditions where they are set.
+    Classifier,
+    /// NotifyBC's rule: its filters over the whole text of the message.
+    Notifybc,
+}
+
+/// NotifyBC's default `smtpStatusCodeRegex`.
+pub const NOTIFYBC_STATUS_CODE_REGEX: &str = r"5\.\d{1,3}\.\d{1,3}";
+
+/// NotifyBC's default `failedRecipientRegex` (an RFC 5322 address, lower case only).
+pub const NOTIFYBC_FAILED_RECIPIENT_REGEX: &str = r#"(?:[a-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[a-z0-9!#$%&'*+/=?^_`{|}~-]+)*|"(?:[\x01-\x08\x0b\x0c\x0e-\x1f\x21\x23-\x5b\x5d-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])*")@(?:(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z0-9](?:[a-z0-9-]*[a-z0-9])?|\[(?:(?:(2(5[0-5]|[0-4][0-9])|1[0-9][0-9]|[1-9]?[0-9]))\.){3}(?:(2(5[0-5]|[0-4][0-9])|1[0-9][0-9]|[1-9]?[0-9])|[a-z0-9-]*[a-z0-9]:(?:[\x01-\x08\x0b\x0c\x0e-\x1f\x21-\x5a\x53-\x7f]|\\[\x01-\x09\x0b\x0c\x0e-\x7f])+)\])"#;
+
+impl BounceSettings {
+    /// The effective `subject_regex` (empty = off): off unless set, in both modes.
+    pub fn subject_pattern(&self) -> &str {
+        self.subject_regex.as_deref().unwrap_or("")
+    }
+
+    /// The effective `smtp_status_code_regex` (empty = off).
+    pub fn status_code_pattern(&self) -> &str {
+        match (&self.smtp_status_code_regex, self.decision) {
+            (Some(p), _) => p,
+            (None, BounceDecision::Notifybc) => NOTIFYBC_STATUS_CODE_REGEX,
+            (None, BounceDecision::Classifier) => "",
+        }
+    }
+
+    /// The effective `failed_recipient_regex` (empty = off).
+    pub fn failed_recipient_pattern(&self) -> &str {
+        match (&self.failed_recipient_regex, self.decision) {
+            (Some(p), _) => p,
+            (None, BounceDecision::Notifybc) => NOTIFYBC_FAILED_RECIPIENT_REGEX,
+            (None, BounceDecision::Classifier) => "",
+        }
+    }
 }
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -349,6 +399,12 @@ impl Settings {
     /// A copy safe to print: secrets replaced.
     pub fn redacted(&self) -> Settings {
         let mut s = self.clone();
+        // The filters as they apply under the chosen decision: an unset filter means the
+        // same as the value printed, so the printed configuration reads back the same.
+        let b = &mut s.bounce;
+        b.subject_regex = Some(b.subject_pattern().to_string());
+        b.smtp_status_code_regex = Some(b.status_code_pattern().to_string());
+        b.failed_recipient_regex = Some(b.failed_recipient_pattern().to_string());
         if !s.api.access_token.is_empty() {
             s.api.access_token = "<redacted>".into();
         }
@@ -403,16 +459,16 @@ impl Settings {
             }
         }
         for (key, pattern) in [
-            ("inbound_smtp_server.id_regex", &s.id_regex),
-            ("inbound_smtp_server.code_regex", &s.code_regex),
-            ("bounce.subject_regex", &self.bounce.subject_regex),
+            ("inbound_smtp_server.id_regex", s.id_regex.as_str()),
+            ("inbound_smtp_server.code_regex", s.code_regex.as_str()),
+            ("bounce.subject_regex", self.bounce.subject_pattern()),
             (
                 "bounce.smtp_status_code_regex",
-                &self.bounce.smtp_status_code_regex,
+                self.bounce.status_code_pattern(),
             ),
             (
                 "bounce.failed_recipient_regex",
-                &self.bounce.failed_recipient_regex,
+                self.bounce.failed_recipient_pattern(),
             ),
         ] {
             compile_regex(key, pattern)?;
@@ -669,7 +725,7 @@ mod tests {
         assert_eq!(s.inbound_smtp_server.listening_smtp_port, Some(2525));
         assert_eq!(s.domains(), vec!["a.example", "b.example"]);
         assert_eq!(s.bounce.unsub_threshold, 2);
-        assert_eq!(s.bounce.smtp_status_code_regex, "5\\.1\\.1");
+        assert_eq!(s.bounce.status_code_pattern(), "5\\.1\\.1");
         assert!(!s.list_unsubscribe_by_email.enabled);
         assert_eq!(s.api_base(), "http://notifybc:3000/api");
     }
@@ -702,8 +758,8 @@ mod tests {
 
     #[test]
     fn default_failed_recipient_regex_compiles() {
-        let s = Settings::defaults().unwrap();
-        let re = compile_regex("x", &s.bounce.failed_recipient_regex)
+        let s = Settings::from_toml_str("[bounce]\ndecision = 'notifybc'\n").unwrap();
+        let re = compile_regex("x", s.bounce.failed_recipient_pattern())
             .unwrap()
             .unwrap();
         assert_eq!(

@@ -69,6 +69,9 @@ enum Command {
     Classify {
         #[arg(long, value_enum, default_value = "text")]
         format: OutputFormat,
+        /// Print the reasoning of the decision for each message (text format).
+        #[arg(long)]
+        explain: bool,
         #[arg(required = true, value_name = "PATH")]
         paths: Vec<String>,
     },
@@ -98,10 +101,15 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Command::Classify { format, paths } => {
-            let ok = notify_inbound::classify::run_cli(
+        Command::Classify {
+            format,
+            explain,
+            paths,
+        } => {
+            let ok = notify_inbound::classify::run_cli_explained(
                 &settings,
                 format,
+                explain,
                 &paths,
                 &mut std::io::stdout().lock(),
                 &mut std::io::stderr().lock(),

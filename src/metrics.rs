@@ -22,6 +22,7 @@
 //! | `smtp_replies_total` | counter | `command` ([`CommandClass`]), `code` (`2xx`..`5xx`) |
 //! | `smtp_messages_total` | counter | `kind` ([`MessageKind`]), `outcome` ([`MessageOutcome`]) |
 //! | `smtp_rcpt_rejected_total` | counter | `reason` ([`RcptReason`]) |
+//! | `bounces_total` | counter | `outcome` ([`BounceOutcome`]), one per `bn` recipient |
 //! | `api_requests_total` | counter | `endpoint` ([`ApiEndpoint`]), `status` ([`ApiStatus`]) |
 //! | `api_request_duration_seconds` | histogram | `endpoint` |
 
@@ -234,6 +235,26 @@ impl MessageOutcome {
 }
 
 label_enum! {
+    /// What became of a bounce for one `bn` recipient (also on the transaction log line).
+    BounceOutcome {
+        /// Recorded and counted toward the threshold.
+        Counted => "counted",
+        /// Recorded, not counted (the log line says why).
+        NotCounted => "not_counted",
+        /// The threshold was passed, or a complaint came: unsubscribed from everything.
+        Unsubscribed => "unsubscribed",
+        /// No confirmed subscription matches the address: accepted and dropped.
+        DroppedNoSubscription => "dropped_no_subscription",
+        /// Already recorded (a retry): not counted again.
+        Duplicate => "duplicate",
+        /// Bounce handling is disabled: accepted and dropped.
+        Disabled => "disabled",
+        /// The API failed: not processed, the sender retries (451).
+        Temporary => "temporary",
+    }
+}
+
+label_enum! {
     /// Why a RCPT TO was refused.
     RcptReason {
         /// Our domain, but not a `un`/`bn`/postmaster address, or an id or code that fails
@@ -331,6 +352,11 @@ struct MessageLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct BounceLabels {
+    outcome: BounceOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RcptLabels {
     reason: RcptReason,
 }
@@ -383,6 +409,7 @@ pub struct Metrics {
     rcpt_rejected: Vec<Counter>,
     api_requests: Vec<Counter>,
     api_latency: Vec<Histogram>,
+    bounces: Vec<Counter>,
 }
 
 impl Default for Metrics {
@@ -498,6 +525,16 @@ impl Metrics {
             EndpointLabels { endpoint }
         });
 
+        let f = Family::<BounceLabels, Counter>::default();
+        registry.register(
+            "bounces",
+            "Bounces received, one per bn recipient, by what became of them",
+            f.clone(),
+        );
+        let bounces = precreate(&f, BounceOutcome::ALL.iter().copied(), |outcome| {
+            BounceLabels { outcome }
+        });
+
         Metrics {
             registry,
             connections,
@@ -510,6 +547,7 @@ impl Metrics {
             rcpt_rejected,
             api_requests,
             api_latency,
+            bounces,
         }
     }
 
@@ -554,6 +592,11 @@ impl Metrics {
     /// A message for a `kind` recipient got its reply to DATA.
     pub fn message(&self, kind: MessageKind, outcome: MessageOutcome) {
         self.messages[kind.index() * MessageOutcome::ALL.len() + outcome.index()].inc();
+    }
+
+    /// A bounce for one `bn` recipient was processed.
+    pub fn bounce(&self, outcome: BounceOutcome) {
+        self.bounces[outcome.index()].inc();
     }
 
     /// A RCPT TO was refused.

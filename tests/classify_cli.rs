@@ -123,14 +123,15 @@ fn jsonl_over_files_maildirs_mboxes_and_a_missing_path() {
     let full = find("1.host:2,S");
     assert_eq!(full["recipients"][0]["hard"], false);
     assert_eq!(full["recipients"][0]["reason"], "mailbox_full");
-    // NotifyBC counts it: 5.2.2 matches its status pattern.
-    assert_eq!(full["counts"], true);
+    // A full mailbox is soft: it does not count (NotifyBC's rule would count it).
+    assert_eq!(full["counts"], false);
+    assert_eq!(full["why"], "soft");
 
     let away = find("2.host");
     assert_eq!(away["kind"], "auto_reply");
     assert_eq!(away["recipients"].as_array().unwrap().len(), 0);
     assert_eq!(away["counts"], false);
-    assert_eq!(away["why"], "smtp_status_code_regex");
+    assert_eq!(away["why"], "auto_reply");
 
     let first = find("bounces.mbox#1");
     assert_eq!(first["recipients"][0]["address"], "first@example.com");
@@ -161,7 +162,7 @@ fn text_output_ends_with_a_summary_by_filter() {
         "{out}"
     );
     assert!(
-        out.contains("b.eml: bounce - does not count (smtp_status_code_regex)"),
+        out.contains("b.eml: bounce - does not count (soft)"),
         "{out}"
     );
     assert!(
@@ -169,7 +170,7 @@ fn text_output_ends_with_a_summary_by_filter() {
         "{out}"
     );
     assert!(out.contains("1  counted"), "{out}");
-    assert!(out.contains("1  smtp_status_code_regex"), "{out}");
+    assert!(out.contains("1  soft"), "{out}");
 }
 
 #[test]

@@ -187,7 +187,8 @@ async fn bn_not_counting_cases_are_recorded_with_the_count_unchanged() {
 async fn bn_x_failed_recipients_equal_to_the_subscriber_counts() {
     let fake = FakeApi::start().await;
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
-    let server = server(&fake, "").await;
+    // NotifyBC's rule, which takes X-Failed-Recipients over the report's entries.
+    let server = server(&fake, "[bounce]\ndecision = 'notifybc'").await;
     let dsn = Dsn {
         x_failed_recipients: Some(SUBSCRIBER),
         final_recipient: "barfoo@foo.com",

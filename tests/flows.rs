@@ -222,7 +222,8 @@ async fn bn_x_failed_recipients_wins_over_the_body() {
         ..Dsn::default()
     }
     .build();
-    let (count, _) = bounce_on_record_at_1("", &message).await;
+    // NotifyBC's rule: the classifier's decision reads the report's own entries.
+    let (count, _) = bounce_on_record_at_1("[bounce]\ndecision = 'notifybc'\n", &message).await;
     assert_eq!(count, 2);
 }
 

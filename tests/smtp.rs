@@ -121,9 +121,11 @@ async fn refused_recipients_and_delivery_errors_reach_the_client() {
 }
 
 #[tokio::test]
-async fn one_un_or_bn_recipient_per_transaction() {
+async fn un_or_bn_recipients_past_the_limit_get_452() {
     let rec = Recorder::new();
-    let server = start(settings(""), rec.clone()).await;
+    let mut s = settings("");
+    s.inbound_smtp_server.max_recipients_per_transaction = 1;
+    let server = start(s, rec.clone()).await;
     let mut c = Client::connect(server.addr(TlsMode::Starttls).unwrap()).await;
     c.reply().await;
     c.cmd("EHLO client.example").await;

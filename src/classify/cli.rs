@@ -69,6 +69,7 @@ struct Summary {
 
 struct Printer<'a> {
     format: OutputFormat,
+    explain: bool,
     filters: Filters,
     out: &'a mut dyn Write,
     err: &'a mut dyn Write,
@@ -151,6 +152,16 @@ impl Printer<'_> {
                 "  compared with: {}",
                 a.bounced_addresses.join(", ")
             )?;
+        }
+        if self.explain {
+            let (outcome, reason) = super::outcome(a);
+            match reason {
+                Some(r) => writeln!(self.out, "  outcome: {outcome} ({r})")?,
+                None => writeln!(self.out, "  outcome: {outcome}")?,
+            }
+            for line in super::explain(a, &self.filters) {
+                writeln!(self.out, "  why: {line}")?;
+            }
         }
         Ok(())
     }
@@ -326,6 +337,20 @@ pub fn run_cli(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> bool {
+    run_cli_explained(settings, format, false, inputs, out, err)
+}
+
+/// [`run_cli`], and with `explain` the text format also prints, per message, the outcome
+/// the server would log for a subscriber whose address is the first recipient found and
+/// the reasoning that led to it (`classify --explain`).
+pub fn run_cli_explained(
+    settings: &Settings,
+    format: OutputFormat,
+    explain: bool,
+    inputs: &[String],
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> bool {
     let filters = match Filters::new(&settings.bounce) {
         Ok(f) => f,
         Err(e) => {
@@ -335,6 +360,7 @@ pub fn run_cli(
     };
     let mut p = Printer {
         format,
+        explain,
         filters,
         out,
         err,

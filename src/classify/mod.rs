@@ -6,9 +6,11 @@
 //! - [`classify`] reads a message the way a bounce library does and returns a [`Verdict`]:
 //!   what kind of message it is and, per bounced recipient, the address, hard or soft, the
 //!   status, the action, the diagnostic and a [`Reason`].
-//! - [`assess`] reproduces NotifyBC's counting decision (subject, status-code and
-//!   failed-recipient filters) exactly in the default configuration, and lets the verdict
-//!   drive the options beyond NotifyBC (`[bounce]` in the configuration).
+//! - [`assess`] decides whether the message counts toward the subscriber's
+//!   `hardBounceCount`: by default from the verdict (the subscriber's own entry must be a
+//!   permanent, hard failure), with NotifyBC's filters as extra conditions where they are
+//!   set; with `decision = "notifybc"` by NotifyBC's own rule, its filters over the whole
+//!   text, with the options beyond NotifyBC (`[bounce]` in the configuration).
 
 mod arf;
 pub mod cli;
@@ -21,8 +23,8 @@ mod text;
 
 use serde::{Deserialize, Serialize};
 
-pub use cli::{OutputFormat, run_cli};
-pub use notifybc::{Assessment, Decision, Filters, assess, decide};
+pub use cli::{OutputFormat, run_cli, run_cli_explained};
+pub use notifybc::{Assessment, Decision, Filters, assess, decide, explain, outcome};
 
 /// What a message is, as far as bounce processing is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -1,13 +1,18 @@
-//! NotifyBC's counting decision (SPEC §4.2), reproduced exactly in the default
-//! configuration, and the options beyond it, each driven by the classifier's verdict.
+//! The counting decision: whether a bounce increments the subscriber's `hardBounceCount`
+//! (README, "Bounce classification"; docs/classifier.md).
 //!
-//! NotifyBC's rule: the body for the filters is the content of a `message/delivery-status`
-//! part if there is one, else the HTML body, else the text body. A bounce counts toward the
-//! threshold only if `subject_regex` (empty = off) matches the Subject, and
-//! `smtp_status_code_regex` matches the body, and the bounced address equals the
-//! subscriber's address. The bounced address is the `X-Failed-Recipients` header if
-//! present, else the first match of `failed_recipient_regex` in the body (empty = off);
-//! when none is found the address check does not apply.
+//! By default (`decision = "classifier"`) the classifier's verdict decides: the bounce
+//! counts when the subscriber's own entry in the report failed permanently and is hard.
+//! NotifyBC's filters apply only where set, as extra conditions.
+//!
+//! With `decision = "notifybc"`, NotifyBC's rule as NotifyBC runs it: the filters read the
+//! whole text of the message (prose, delivery-status fields and the text of an attached
+//! original, in document order). A bounce counts only if `subject_regex` (empty = off)
+//! matches the Subject, and `smtp_status_code_regex` matches the text, and the bounced
+//! address equals the subscriber's address. The bounced address is the
+//! `X-Failed-Recipients` header if present, else the first match of
+//! `failed_recipient_regex` in the text (empty = off); when none is found the address
+//! check does not apply.
 
 use std::sync::LazyLock;
 
@@ -15,11 +20,12 @@ use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 
 use super::{MessageKind, Verdict, classify_parsed, parse};
-use crate::config::{BounceSettings, ConfigError, compile_regex};
+use crate::config::{BounceDecision, BounceSettings, ConfigError, compile_regex};
 
 /// The bounce filters, compiled once from the settings.
 #[derive(Debug, Clone)]
 pub struct Filters {
+    decision: BounceDecision,
     subject: Option<Regex>,
     status: Option<Regex>,
     failed_recipient: Option<Regex>,
@@ -35,11 +41,12 @@ pub struct Filters {
 impl Filters {
     pub fn new(b: &BounceSettings) -> Result<Filters, ConfigError> {
         Ok(Filters {
-            subject: compile_js("bounce.subject_regex", &b.subject_regex)?,
-            status: compile_js("bounce.smtp_status_code_regex", &b.smtp_status_code_regex)?,
+            decision: b.decision,
+            subject: compile_js("bounce.subject_regex", b.subject_pattern())?,
+            status: compile_js("bounce.smtp_status_code_regex", b.status_code_pattern())?,
             failed_recipient: compile_js_with(
                 "bounce.failed_recipient_regex",
-                &b.failed_recipient_regex,
+                b.failed_recipient_pattern(),
                 b.case_insensitive_domain || b.case_insensitive_local_part,
             )?,
             case_insensitive_domain: b.case_insensitive_domain,
@@ -52,14 +59,20 @@ impl Filters {
         })
     }
 
-    /// Whether an option beyond NotifyBC reads the classifier's verdict. NotifyBC's own
-    /// decision reads only the Subject, the filter body and the failed-recipient header or
-    /// pattern, so without these options the message need not be classified.
+    /// Whether the decision reads the classifier's verdict. NotifyBC's own rule reads only
+    /// the Subject, the text and the failed-recipient header or pattern, so under it, and
+    /// without these options, the message need not be classified.
     fn needs_verdict(&self) -> bool {
-        self.ignore_auto_replies
+        self.decision == BounceDecision::Classifier
+            || self.ignore_auto_replies
             || self.ignore_delays
             || self.complaints_unsubscribe
             || self.per_recipient_status
+    }
+
+    /// Which rule decides.
+    pub fn decision(&self) -> BounceDecision {
+        self.decision
     }
 
     /// Whether two addresses are the same under the configured comparison (exact by
@@ -90,8 +103,11 @@ pub struct Assessment {
     pub verdict: Verdict,
     /// Whether the message increments the subscriber's `hardBounceCount`.
     pub counts: bool,
-    /// The filter that decided (`subject_regex`, `smtp_status_code_regex`,
-    /// `failed_recipient mismatch`, an option's name, `unparsable`), or `counted`.
+    /// Why: `counted`, or the reason it does not count: under the classifier `soft`,
+    /// `delayed`, `auto_reply`, `not_bounce`, `complaint`, `not_our_recipient`, or the
+    /// filter that refused it (`subject_regex`, `smtp_status_code_regex`,
+    /// `failed_recipient_regex`); under NotifyBC's rule the filter
+    /// (`failed_recipient mismatch` for the address) or an option's name; `unparsable`.
     pub why: String,
     /// The bounced address(es) the decision compared with the subscriber's.
     pub bounced_addresses: Vec<String>,
@@ -179,6 +195,99 @@ pub fn decide(raw: &[u8], filters: &Filters, subscriber: &str) -> Decision {
     }
 }
 
+/// The outcome the `bn` flow logs for this assessment, as far as the message alone tells
+/// (the threshold and retries depend on the subscriber's record): `counted`,
+/// `unsubscribed` (a complaint) or `not_counted`, with the reason.
+pub fn outcome(a: &Assessment) -> (&'static str, Option<&str>) {
+    if a.counts {
+        ("counted", None)
+    } else if a.complaint {
+        ("unsubscribed", Some("complaint"))
+    } else {
+        ("not_counted", Some(a.why.as_str()))
+    }
+}
+
+/// The reasoning behind an assessment, in sentences (`classify --explain`).
+pub fn explain(a: &Assessment, f: &Filters) -> Vec<String> {
+    let mut lines = Vec::new();
+    let classifier = f.decision == BounceDecision::Classifier;
+    lines.push(if classifier {
+        "decision = \"classifier\": it counts when the subscriber's own entry in the report \
+         failed permanently and is hard; NotifyBC's filters only where set"
+            .to_string()
+    } else {
+        "decision = \"notifybc\": NotifyBC's filters over the whole text of the message".to_string()
+    });
+    let first = a.verdict.recipients.first();
+    match first {
+        Some(r) => lines.push(format!(
+            "subscriber taken to be the first recipient found: {}",
+            r.address
+        )),
+        None => lines.push("the report names no recipient".to_string()),
+    }
+    let entry = |r: &super::BouncedRecipient| {
+        format!(
+            "{} {} with status {} ({})",
+            r.address,
+            r.action,
+            if r.status.is_empty() { "-" } else { &r.status },
+            r.reason.as_str()
+        )
+    };
+    let line = match a.why.as_str() {
+        "counted" if classifier => match first {
+            Some(r) => format!("{}: a permanent, hard failure", entry(r)),
+            None => "counted".to_string(),
+        },
+        "counted" => "every NotifyBC filter passed".to_string(),
+        "soft" => match first {
+            Some(r) if r.status.starts_with('4') => {
+                format!("{}: a temporary failure, not permanent", entry(r))
+            }
+            Some(r) => format!("{}: soft, the mailbox itself is not gone", entry(r)),
+            None => "soft".to_string(),
+        },
+        "delayed" => "a delay notice: delivery is still being tried".to_string(),
+        "auto_reply" | "ignore_auto_replies" => "an automatic reply, not a bounce".to_string(),
+        "not_bounce" => "not a delivery failure report".to_string(),
+        "complaint" => {
+            "a complaint (ARF); complaints_unsubscribe is off, so it is only recorded".to_string()
+        }
+        "complaints_unsubscribe" => {
+            "a complaint (ARF): complaints_unsubscribe unsubscribes the subscriber".to_string()
+        }
+        "ignore_delays" => "a delay notice; ignore_delays is on".to_string(),
+        "not_our_recipient" | "failed_recipient mismatch" if a.bounced_addresses.is_empty() => {
+            "no failed recipient found".to_string()
+        }
+        "not_our_recipient" => format!(
+            "the subscriber is not among the failed recipients ({})",
+            a.bounced_addresses.join(", ")
+        ),
+        "failed_recipient mismatch" | "failed_recipient_regex" => format!(
+            "the bounced address NotifyBC's rule finds ({}) is not the subscriber's",
+            a.bounced_addresses.join(", ")
+        ),
+        "subject_regex" => "subject_regex is set and the Subject does not match it".to_string(),
+        "smtp_status_code_regex" if classifier => {
+            "smtp_status_code_regex is set and the recipient's status does not match it".to_string()
+        }
+        "smtp_status_code_regex" => {
+            "smtp_status_code_regex does not match the text of the message".to_string()
+        }
+        "per_recipient_status: soft" => "per_recipient_status: the entry is soft".to_string(),
+        "per_recipient_status: not failed" => {
+            "per_recipient_status: the entry did not fail".to_string()
+        }
+        "unparsable" => "not a message: no header could be parsed".to_string(),
+        other => other.to_string(),
+    };
+    lines.push(line);
+    lines
+}
+
 fn not_counted(verdict: Verdict, why: &str, bounced: Vec<String>, complaint: bool) -> Assessment {
     Assessment {
         verdict,
@@ -190,6 +299,100 @@ fn not_counted(verdict: Verdict, why: &str, bounced: Vec<String>, complaint: boo
 }
 
 pub(crate) fn assess_parsed(
+    message: &Message<'_>,
+    verdict: Verdict,
+    f: &Filters,
+    subscriber: Option<&str>,
+) -> Assessment {
+    match f.decision {
+        BounceDecision::Classifier => by_classifier(message, verdict, f, subscriber),
+        BounceDecision::Notifybc => by_notifybc_rule(message, verdict, f, subscriber),
+    }
+}
+
+/// The default decision: the subscriber's own entry in the report decides; NotifyBC's
+/// filters, where set, are extra conditions (the status pattern then reads that entry's
+/// status, the address pattern NotifyBC's bounced address).
+fn by_classifier(
+    message: &Message<'_>,
+    verdict: Verdict,
+    f: &Filters,
+    subscriber: Option<&str>,
+) -> Assessment {
+    let bounced: Vec<String> = verdict
+        .recipients
+        .iter()
+        .map(|r| r.address.clone())
+        .collect();
+    let why = match verdict.kind {
+        MessageKind::Bounce => None,
+        MessageKind::Delay => Some("delayed"),
+        MessageKind::AutoReply => Some("auto_reply"),
+        MessageKind::NotBounce => Some("not_bounce"),
+        MessageKind::Unparsable => Some("unparsable"),
+        MessageKind::Complaint => {
+            let complaint =
+                f.complaints_unsubscribe && verdict.feedback_type.as_deref() != Some("not-spam");
+            let why = if f.complaints_unsubscribe {
+                "complaints_unsubscribe"
+            } else {
+                "complaint"
+            };
+            return not_counted(verdict, why, bounced, complaint);
+        }
+    };
+    if let Some(why) = why {
+        return not_counted(verdict, why, bounced, false);
+    }
+    if let Some(re) = &f.subject
+        && !message.subject().is_some_and(|s| re.is_match(s))
+    {
+        return not_counted(verdict, "subject_regex", bounced, false);
+    }
+    let entry = match subscriber {
+        Some(s) => verdict
+            .recipients
+            .iter()
+            .position(|r| f.same_address(s, &r.address)),
+        None => (!verdict.recipients.is_empty()).then_some(0),
+    };
+    let Some(i) = entry else {
+        return not_counted(verdict, "not_our_recipient", bounced, false);
+    };
+    let r = &verdict.recipients[i];
+    if r.action != "failed" {
+        return not_counted(verdict, "delayed", bounced, false);
+    }
+    if let Some(re) = &f.status
+        && !re.is_match(&r.status)
+    {
+        return not_counted(verdict, "smtp_status_code_regex", bounced, false);
+    }
+    if f.failed_recipient.is_some() {
+        let text = whole_text(message);
+        let found = bounced_addresses_in(message, text.as_deref(), f);
+        let address = subscriber.unwrap_or(&r.address);
+        if !found.is_empty() && !found.iter().any(|b| f.same_address(address, b)) {
+            return not_counted(verdict, "failed_recipient_regex", bounced, false);
+        }
+    }
+    // A temporary failure reported as final (a full mailbox that expired in the queue) is
+    // still about a mailbox that exists.
+    let permanent = !r.status.starts_with('4');
+    if !r.hard || !permanent {
+        return not_counted(verdict, "soft", bounced, false);
+    }
+    Assessment {
+        verdict,
+        counts: true,
+        why: "counted".into(),
+        bounced_addresses: bounced,
+        complaint: false,
+    }
+}
+
+/// `decision = "notifybc"`: NotifyBC's rule, with the options beyond it.
+fn by_notifybc_rule(
     message: &Message<'_>,
     verdict: Verdict,
     f: &Filters,
@@ -217,7 +420,7 @@ pub(crate) fn assess_parsed(
         return per_recipient(verdict, f, subscriber);
     }
 
-    let body = filter_body(message);
+    let body = whole_text(message);
     let status_ok = match (&body, &f.status) {
         (None, _) => false,
         (Some(_), None) => true,
@@ -285,41 +488,77 @@ fn per_recipient(verdict: Verdict, f: &Filters, subscriber: Option<&str>) -> Ass
     }
 }
 
-/// The body NotifyBC's filters read: a `message/delivery-status` part's content, else the
-/// HTML body, else the text body; `None` when the message has none of them.
-pub(crate) fn filter_body(message: &Message<'_>) -> Option<String> {
-    if let Some(part) = message.parts.iter().find(|p| {
-        p.content_type().is_some_and(|ct| {
-            ct.ctype().eq_ignore_ascii_case("message")
-                && ct
-                    .subtype()
-                    .is_some_and(|s| s.eq_ignore_ascii_case("delivery-status"))
-        })
-    }) {
-        return Some(String::from_utf8_lossy(part.contents()).into_owned());
+/// The text NotifyBC's filters read, as NotifyBC's parser (mailparser) gives it today: the
+/// text of every part in document order (the prose, the delivery-status fields, the
+/// returned headers and the text of an attached original), HTML only for a message with no
+/// plain text; `None` when there is no text at all.
+pub(crate) fn whole_text(message: &Message<'_>) -> Option<String> {
+    let mut out = String::new();
+    let found = push_text(message, &mut out, 0);
+    found.then_some(out)
+}
+
+/// Appends the text of `message`'s parts to `out`; whether any text was found. Nesting is
+/// bounded, so a crafted message cannot recurse without end.
+fn push_text(message: &Message<'_>, out: &mut String, depth: usize) -> bool {
+    if depth > 8 {
+        return false;
     }
-    let join = |ids: &[u32], html: bool, sep: &str| -> Option<String> {
-        let mut out: Option<String> = None;
-        for id in ids {
-            let text = match (message.parts.get(*id as usize).map(|p| &p.body), html) {
-                (Some(PartType::Html(t)), true) | (Some(PartType::Text(t)), false) => t,
-                _ => continue,
-            };
-            match &mut out {
-                Some(o) => {
-                    o.push_str(sep);
-                    o.push_str(text);
-                }
-                None => out = Some(text.to_string()),
-            }
+    // NotifyBC reads `html || text`: where there is an HTML body, the plain-text prose is
+    // not read (the report parts still are).
+    let has_html = message
+        .parts
+        .iter()
+        .any(|p| matches!(p.body, PartType::Html(_)));
+    let mut found = false;
+    let mut push = |out: &mut String, text: &str| {
+        if found {
+            out.push('\n');
         }
-        out
+        out.push_str(text);
+        found = true;
     };
-    join(&message.html_body, true, "<br/>\n").or_else(|| join(&message.text_body, false, "\n"))
+    for part in &message.parts {
+        match &part.body {
+            PartType::Text(t) if !(has_html && is_plain(part)) => push(out, t),
+            PartType::Html(t) => push(out, t),
+            PartType::Binary(b) | PartType::InlineBinary(b) if is_report_part(part) => {
+                push(out, &String::from_utf8_lossy(b))
+            }
+            PartType::Message(m) => {
+                let mut inner = String::new();
+                if push_text(m, &mut inner, depth + 1) {
+                    push(out, &inner);
+                }
+            }
+            _ => {}
+        }
+    }
+    found
+}
+
+fn is_plain(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.content_type().is_none_or(|ct| {
+        ct.ctype().eq_ignore_ascii_case("text")
+            && ct.subtype().is_none_or(|s| s.eq_ignore_ascii_case("plain"))
+    })
+}
+
+/// The textual report parts a mail parser reads as text: `message/delivery-status` (and
+/// its RFC 6533 form) and `text/rfc822-headers`.
+fn is_report_part(part: &mail_parser::MessagePart<'_>) -> bool {
+    part.content_type().is_some_and(|ct| {
+        let sub = ct.subtype().unwrap_or("");
+        (ct.ctype().eq_ignore_ascii_case("message")
+            && (sub.eq_ignore_ascii_case("delivery-status")
+                || sub.eq_ignore_ascii_case("global-delivery-status")))
+            || (ct.ctype().eq_ignore_ascii_case("text")
+                && sub.eq_ignore_ascii_case("rfc822-headers"))
+    })
 }
 
 fn bounced_addresses(message: &Message<'_>, f: &Filters) -> Vec<String> {
-    let body = filter_body(message);
+    let body = whole_text(message);
     bounced_addresses_in(message, body.as_deref(), f)
 }
 

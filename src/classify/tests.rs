@@ -1,10 +1,13 @@
-//! Unit tests of the NotifyBC-compatible decision and of each option beyond it.
+//! Unit tests of NotifyBC's decision (`decision = "notifybc"`) and of each option beyond
+//! it; the default decision is tested on MTA-shaped reports in `tests/bounce_decision.rs`.
 
 use super::*;
-use crate::config::{BounceSettings, Settings};
+use crate::config::{BounceDecision, BounceSettings, Settings};
 
 fn settings() -> BounceSettings {
-    Settings::defaults().unwrap().bounce
+    let mut b = Settings::defaults().unwrap().bounce;
+    b.decision = BounceDecision::Notifybc;
+    b
 }
 
 fn filters(edit: impl FnOnce(&mut BounceSettings)) -> Filters {
@@ -75,12 +78,29 @@ fn dsn_with_5xx_for_the_subscriber_counts() {
 }
 
 #[test]
-fn status_regex_reads_only_the_delivery_status_part() {
-    // 4.x.x in the DSN: not counted, even though the quoted message mentions 5.9.9.
+fn status_regex_reads_the_whole_text_returned_original_included() {
+    // 4.x.x in the DSN, but the returned original mentions 5.9.9: NotifyBC, reading the
+    // whole text, counts it.
     let raw = dsn(SUB, "failed", "4.1.1", "450 4.1.1 try later");
     let a = assess(&raw, &filters(|_| {}), Some(SUB));
+    assert!(a.counts, "{a:?}");
+    assert_eq!(a.bounced_addresses, vec![SUB.to_string()]);
+    // Without that mention nothing in the text matches.
+    let quiet = String::from_utf8(raw)
+        .unwrap()
+        .replace("Status 5.9.9", "Status");
+    let a = assess(quiet.as_bytes(), &filters(|_| {}), Some(SUB));
     assert!(!a.counts);
     assert_eq!(a.why, "smtp_status_code_regex");
+    // Under the classifier's decision the subscriber's own 4.1.1 decides.
+    let mut b = Settings::defaults().unwrap().bounce;
+    b.decision = BounceDecision::Classifier;
+    let a = assess(&raw_of(SUB, "4.1.1"), &Filters::new(&b).unwrap(), Some(SUB));
+    assert!(!a.counts);
+}
+
+fn raw_of(recipient: &str, status: &str) -> Vec<u8> {
+    dsn(recipient, "failed", status, "450 4.1.1 try later")
 }
 
 #[test]
@@ -129,9 +149,18 @@ fn address_comparison_is_exact_by_default() {
 fn default_failed_recipient_regex_is_lower_case_only() {
     // NotifyBC's pattern has no `i` flag: an upper-case domain is not found at all, so
     // the address check does not apply; an upper-case local part is cut short.
-    let raw = dsn("bar@FOO.com", "failed", "5.1.1", "550 5.1.1 user unknown");
-    let a = assess(&raw, &filters(|_| {}), Some(SUB));
-    assert!(a.bounced_addresses.is_empty());
+    // (The returned original's mention of another address is taken out: NotifyBC's
+    // pattern would find that one.)
+    let raw = String::from_utf8(dsn(
+        "bar@FOO.com",
+        "failed",
+        "5.1.1",
+        "550 5.1.1 user unknown",
+    ))
+    .unwrap()
+    .replace("other@elsewhere.example", "someone else");
+    let a = assess(raw.as_bytes(), &filters(|_| {}), Some(SUB));
+    assert!(a.bounced_addresses.is_empty(), "{a:?}");
     assert!(a.counts);
     let raw = dsn("Bar@foo.com", "failed", "5.1.1", "550 5.1.1 user unknown");
     let a = assess(&raw, &filters(|_| {}), Some(SUB));
@@ -188,7 +217,7 @@ fn no_bounced_address_means_no_address_check() {
     let raw = dsn("other@foo.com", "failed", "5.1.1", "550 x");
     let a = assess(
         &raw,
-        &filters(|b| b.failed_recipient_regex.clear()),
+        &filters(|b| b.failed_recipient_regex = Some(String::new())),
         Some(SUB),
     );
     assert!(a.counts);
@@ -197,15 +226,15 @@ fn no_bounced_address_means_no_address_check() {
 #[test]
 fn subject_regex_when_set() {
     let raw = dsn(SUB, "failed", "5.1.1", "550 x");
-    let f = filters(|b| b.subject_regex = "^Undeliverable".into());
+    let f = filters(|b| b.subject_regex = Some("^Undeliverable".into()));
     let a = assess(&raw, &f, Some(SUB));
     assert!(!a.counts);
     assert_eq!(a.why, "subject_regex");
-    let f = filters(|b| b.subject_regex = "Undelivered Mail".into());
+    let f = filters(|b| b.subject_regex = Some("Undelivered Mail".into()));
     assert!(assess(&raw, &f, Some(SUB)).counts);
     // No subject at all: does not match.
     let raw = b"From: a@example.org\r\n\r\n5.1.1 failed\r\n";
-    let f = filters(|b| b.subject_regex = ".*".into());
+    let f = filters(|b| b.subject_regex = Some(".*".into()));
     assert_eq!(assess(raw, &f, Some(SUB)).why, "subject_regex");
 }
 
@@ -320,12 +349,18 @@ fn option_per_recipient_status() {
     // Someone else's entry.
     let raw = dsn("other@foo.com", "failed", "5.1.1", "550 user unknown");
     assert_eq!(assess(&raw, &f, Some(SUB)).why, "failed_recipient mismatch");
-    // A success DSN with a 5.x.x mentioned elsewhere has no failed recipient: falls back
-    // to NotifyBC's filters, which see no 5.x.x in the delivery-status part.
+    // A success DSN has no failed recipient: it falls back to NotifyBC's filters, which
+    // read the whole text: a 5.x.x in the returned original is enough for them.
     let raw = dsn(SUB, "delivered", "2.0.0", "250 ok");
     let a = assess(&raw, &f, Some(SUB));
     assert_eq!(a.verdict.kind, MessageKind::NotBounce);
+    assert!(a.counts);
+    let quiet = String::from_utf8(raw)
+        .unwrap()
+        .replace("Status 5.9.9", "Status");
+    let a = assess(quiet.as_bytes(), &f, Some(SUB));
     assert!(!a.counts);
+    assert_eq!(a.why, "smtp_status_code_regex");
 }
 
 #[test]
@@ -417,7 +452,7 @@ fn verdict_serialises_in_snake_case() {
 #[test]
 fn bad_pattern_is_a_config_error_naming_the_key() {
     let mut b = settings();
-    b.failed_recipient_regex = "(a".into();
+    b.failed_recipient_regex = Some("(a".into());
     let e = Filters::new(&b).unwrap_err().to_string();
     assert!(e.contains("bounce.failed_recipient_regex"), "{e}");
 }
@@ -446,7 +481,7 @@ fn decide_agrees_with_assess_on_the_corpus() {
         filters(|b| {
             b.case_insensitive_domain = true;
             b.multiple_failed_recipients = true;
-            b.subject_regex = "(?i)undeliver|failure|returned".into();
+            b.subject_regex = Some("(?i)undeliver|failure|returned".into());
         }),
     ];
     let mut counted = 0;

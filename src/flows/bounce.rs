@@ -30,14 +30,25 @@ use crate::api::{ApiError, Bounce, BounceMessages, NewBounce, UnsubscribeOutcome
 
 use super::{Envelope, Handled, Processor};
 use crate::classify::decide;
+use crate::metrics::BounceOutcome;
 
 impl Processor {
     pub(super) async fn bounce(&self, envelope: &Envelope, raw: &[u8]) -> Handled {
+        let handled = self.bounce_flow(envelope, raw).await;
+        if handled.bounce.is_some() {
+            return handled;
+        }
+        // Every path that did not say what became of the bounce is a temporary failure.
+        handled.bounce(BounceOutcome::Temporary, None, None)
+    }
+
+    async fn bounce_flow(&self, envelope: &Envelope, raw: &[u8]) -> Handled {
         if !self.bounce.enabled {
             return Handled::ok(
                 "bounce_disabled",
                 "accepted; bounce handling is disabled here, message discarded",
-            );
+            )
+            .bounce(BounceOutcome::Disabled, None, None);
         }
         let r = &envelope.recipient;
         let found = match self.api.find_confirmed_subscriptions(&r.id, &r.code).await {
@@ -49,7 +60,16 @@ impl Processor {
             _ => None,
         };
         let Some(address) = address else {
-            return self.no_subscription(envelope, raw).await;
+            let handled = self.no_subscription(envelope, raw).await;
+            return match handled.outcome {
+                "no_subscription" => {
+                    handled.bounce(BounceOutcome::DroppedNoSubscription, None, None)
+                }
+                "threshold_unsubscribed" => {
+                    handled.bounce(BounceOutcome::Unsubscribed, Some("threshold"), None)
+                }
+                _ => handled,
+            };
         };
         let decision = decide(raw, &self.filters, &address);
         let _serialised = self.locks.lock(&address).await;
@@ -77,7 +97,11 @@ impl Processor {
         let (bounce_id, count, mut outcome) = if duplicate {
             let Some(id) = record_id else {
                 // A duplicate implies a record; keep the compiler and the reader sure of it.
-                return Handled::ok("duplicate", "bounce already recorded");
+                return Handled::ok("duplicate", "bounce already recorded").bounce(
+                    BounceOutcome::Duplicate,
+                    None,
+                    Some(old_count),
+                );
             };
             (id, old_count, "duplicate")
         } else {
@@ -143,7 +167,18 @@ impl Processor {
             "counted" => "bounce recorded",
             _ => "bounce recorded, subscriber unsubscribed",
         };
-        Handled::ok(outcome, text).with_detail(decision.why)
+        let (reported, reason) = match outcome {
+            "duplicate" => (BounceOutcome::Duplicate, None),
+            "counted" => (BounceOutcome::Counted, None),
+            "not_counted" => (BounceOutcome::NotCounted, Some(decision.why.as_str())),
+            "not_counted_window" => (BounceOutcome::NotCounted, Some("count_window_secs")),
+            "unparsable_recorded" => (BounceOutcome::NotCounted, Some("unparsable")),
+            "complaint_unsubscribed" => (BounceOutcome::Unsubscribed, Some("complaint")),
+            _ => (BounceOutcome::Unsubscribed, Some("threshold")),
+        };
+        Handled::ok(outcome, text)
+            .bounce(reported, reason, Some(count))
+            .with_detail(decision.why)
     }
 
     /// Step 5: unsubscribe from all services, then retire the bounce record. A refusal means

@@ -19,6 +19,7 @@ use futures::future::BoxFuture;
 use crate::address::{Kind, Recipient};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
+use crate::metrics::BounceOutcome;
 use crate::reply::Reply;
 
 use crate::classify;
@@ -31,13 +32,47 @@ pub struct Envelope {
     pub client: IpAddr,
     /// MAIL FROM address without angle brackets; empty for the null sender.
     pub mail_from: String,
-    /// The one `un`/`bn` recipient of the transaction.
+    /// One `un`/`bn` recipient of the transaction; a message to several is delivered once
+    /// for each.
     pub recipient: Recipient,
+}
+
+/// What became of a bounce for one `bn` recipient, for the transaction log line and the
+/// metrics.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BounceReport {
+    pub outcome: BounceOutcome,
+    /// Why it did not count (the decision's reason, such as `soft`), or why it
+    /// unsubscribed (`threshold`, `complaint`).
+    pub reason: Option<String>,
+    /// The record's `hardBounceCount` after this message.
+    pub count: Option<u64>,
+}
+
+/// The reply to DATA for one recipient, with what became of a bounce.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub reply: Reply,
+    pub bounce: Option<BounceReport>,
 }
 
 /// Turns a received message into its effect and the reply to DATA.
 pub trait Deliver: Send + Sync + 'static {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply>;
+
+    /// [`Deliver::deliver`] with what became of a bounce, when the implementation knows.
+    fn deliver_reported<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Delivered> {
+        Box::pin(async move {
+            Delivered {
+                reply: self.deliver(envelope, message).await,
+                bounce: None,
+            }
+        })
+    }
 }
 
 /// Why the processor could not be built.
@@ -81,18 +116,34 @@ impl Processor {
 
     /// Processes one message and gives the reply to DATA.
     pub async fn process(&self, envelope: &Envelope, message: &[u8]) -> Reply {
+        self.process_reported(envelope, message).await.reply
+    }
+
+    /// [`Processor::process`], with what became of a bounce.
+    pub async fn process_reported(&self, envelope: &Envelope, message: &[u8]) -> Delivered {
         let handled = match envelope.recipient.kind {
             Kind::Unsubscribe => self.unsubscribe(envelope).await,
             Kind::Bounce => self.bounce(envelope, message).await,
         };
         handled.log(envelope, message.len());
-        handled.reply
+        Delivered {
+            reply: handled.reply,
+            bounce: handled.bounce,
+        }
     }
 }
 
 impl Deliver for Processor {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply> {
         Box::pin(self.process(envelope, message))
+    }
+
+    fn deliver_reported<'a>(
+        &'a self,
+        envelope: &'a Envelope,
+        message: &'a [u8],
+    ) -> BoxFuture<'a, Delivered> {
+        Box::pin(self.process_reported(envelope, message))
     }
 }
 
@@ -102,6 +153,7 @@ struct Handled {
     outcome: &'static str,
     reply: Reply,
     detail: Option<String>,
+    bounce: Option<BounceReport>,
 }
 
 impl Handled {
@@ -110,7 +162,23 @@ impl Handled {
             outcome,
             reply,
             detail: None,
+            bounce: None,
         }
+    }
+
+    /// Says what became of the bounce (`bn` flow).
+    fn bounce(
+        mut self,
+        outcome: BounceOutcome,
+        reason: Option<&str>,
+        count: Option<u64>,
+    ) -> Handled {
+        self.bounce = Some(BounceReport {
+            outcome,
+            reason: reason.map(str::to_string),
+            count,
+        });
+        self
     }
 
     fn ok(outcome: &'static str, text: &str) -> Handled {
@@ -125,6 +193,7 @@ impl Handled {
                 "the notification service is unavailable, please try again later",
             ),
             detail: Some(error.to_string()),
+            bounce: None,
         }
     }
 

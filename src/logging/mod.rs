@@ -20,6 +20,13 @@
 //! | `enhanced` | the enhanced status code of that reply, e.g. `2.0.0` |
 //! | `size` | message size in bytes |
 //! | `duration_ms` | milliseconds from the end of DATA to the reply |
+//! | `bounce` | for `bn` recipients: `counted`, `not_counted`, `unsubscribed`, `dropped_no_subscription`, `duplicate`, `disabled` or `temporary` ([`crate::metrics::BounceOutcome`]) |
+//! | `bounce_reason` | why it did not count (`soft`, `delayed`, `auto_reply`, `not_bounce`, `complaint`, `not_our_recipient`, a filter's key such as `subject_regex`, ...) or why it unsubscribed (`threshold`, `complaint`) |
+//! | `bounce_count` | the subscriber's `hardBounceCount` after the message |
+//!
+//! A message to several `bn` recipients gives each of the three `bounce` fields one value
+//! per recipient, in the order of the RCPT commands, separated by `,` (an empty value where
+//! there is nothing to say).
 //!
 //! Other fields in use: `listener` (a configured listener's bound address), `error` (an
 //! error's message), `recipient` (only through [`redact_recipient`]).
@@ -154,6 +161,50 @@ pub fn transaction(t: &Transaction<'_>) {
         enhanced = %t.reply.enhanced,
         size = t.size,
         duration_ms = t.elapsed.as_millis() as u64,
+        "transaction"
+    );
+}
+
+/// The `bounce` fields of a transaction line, one value per `bn` recipient.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BounceFields {
+    pub outcome: String,
+    pub reason: String,
+    pub count: String,
+}
+
+impl BounceFields {
+    /// The fields for these reports; `None` when there is none (no `bn` recipient).
+    pub fn of(reports: &[crate::flows::BounceReport]) -> Option<BounceFields> {
+        if reports.is_empty() {
+            return None;
+        }
+        let join = |f: &dyn Fn(&crate::flows::BounceReport) -> String| {
+            reports.iter().map(f).collect::<Vec<_>>().join(",")
+        };
+        Some(BounceFields {
+            outcome: join(&|r| r.outcome.as_str().to_string()),
+            reason: join(&|r| r.reason.clone().unwrap_or_default()),
+            count: join(&|r| r.count.map(|c| c.to_string()).unwrap_or_default()),
+        })
+    }
+}
+
+/// [`transaction`] for a message with `bn` recipients: the same line with the `bounce`
+/// fields.
+pub fn bounce_transaction(t: &Transaction<'_>, b: &BounceFields) {
+    tracing::info!(
+        target: TRANSACTION_TARGET,
+        client = %t.client,
+        kind = %t.kind.as_str(),
+        outcome = %MessageOutcome::from_code(t.reply.code).as_str(),
+        code = t.reply.code,
+        enhanced = %t.reply.enhanced,
+        size = t.size,
+        duration_ms = t.elapsed.as_millis() as u64,
+        bounce = %b.outcome,
+        bounce_reason = %b.reason,
+        bounce_count = %b.count,
         "transaction"
     );
 }

@@ -20,7 +20,8 @@ use super::Context;
 use super::io::{BoxStream, write_all_timeout};
 use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
 use super::shutdown::Phase;
-use crate::flows::Envelope;
+use crate::address::{Kind, Recipient};
+use crate::flows::{BounceReport, Envelope};
 use crate::limiter::ConnectionPermit;
 use crate::logging;
 use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
@@ -412,25 +413,25 @@ impl Connection {
             .first()
             .map(|r| MessageKind::from(r.kind))
             .unwrap_or(MessageKind::Postmaster);
-        let unsubscribe = kind == MessageKind::Un;
         let size = body.bytes.len();
-        let reply = self.deliver(tx, body.bytes).await;
-        if unsubscribe && reply.is_permanent_failure() {
-            // The API said the code or the address is wrong: one more guess from this client.
-            self.ctx
-                .failed_unsubscribes
-                .record_failure(self.session.client);
-        }
+        let (reply, bounces) = self.deliver(tx, body.bytes).await;
         self.ctx
             .metrics
             .message(kind, MessageOutcome::from_code(reply.code));
-        logging::transaction(&logging::Transaction {
+        for b in &bounces {
+            self.ctx.metrics.bounce(b.outcome);
+        }
+        let t = logging::Transaction {
             client: self.session.client,
             kind,
             reply: &reply,
             size,
             elapsed: started.elapsed(),
-        });
+        };
+        match logging::BounceFields::of(&bounces) {
+            Some(b) => logging::bounce_transaction(&t, &b),
+            None => logging::transaction(&t),
+        }
         Ok(reply)
     }
 
@@ -452,7 +453,9 @@ impl Connection {
         });
     }
 
-    async fn deliver(&self, tx: Transaction, message: Vec<u8>) -> Reply {
+    /// Delivers the message to each recipient; the reply to DATA, and what became of each
+    /// bounce.
+    async fn deliver(&self, tx: Transaction, message: Vec<u8>) -> (Reply, Vec<BounceReport>) {
         if tx.recipients.is_empty() {
             // Only postmaster: RFC 5321 §4.5.1 wants it accepted; we keep a record, not the mail.
             let parsed = mail_parser::MessageParser::new().parse_headers(&message);
@@ -476,24 +479,81 @@ impl Connection {
                 size = message.len(),
                 "postmaster message logged and discarded"
             );
-            return Reply::ok("message received by postmaster");
+            return (Reply::ok("message received by postmaster"), Vec::new());
         }
-        // With more than one recipient allowed per transaction, the first reply that is not
-        // a success answers for the whole message, so a retry covers every recipient.
-        let mut reply = Reply::ok("message accepted");
+        // Every recipient is processed, one after the other (each flow serialises per
+        // address). One temporary failure answers for the whole message: the sender retries
+        // it for all recipients, and a retry is recognised where it was already applied.
+        let total = tx.recipients.len();
+        let mut bounces = Vec::new();
+        let mut temporary: Option<Reply> = None;
+        let mut refused: Vec<(Recipient, Reply)> = Vec::new();
+        let mut accepted: Option<Reply> = None;
         for recipient in tx.recipients {
             let envelope = Envelope {
                 client: self.session.client,
                 mail_from: tx.mail_from.clone(),
                 recipient,
             };
-            let r = self.ctx.deliver.deliver(&envelope, &message).await;
-            if !r.is_positive() {
-                return r;
+            let d = self.ctx.deliver.deliver_reported(&envelope, &message).await;
+            bounces.extend(d.bounce);
+            let r = d.reply;
+            if r.is_positive() {
+                accepted.get_or_insert(r);
+            } else if r.is_permanent_failure() {
+                if envelope.recipient.kind == Kind::Unsubscribe {
+                    // The API said the code or the address is wrong: one more guess from
+                    // this client.
+                    self.ctx
+                        .failed_unsubscribes
+                        .record_failure(self.session.client);
+                }
+                refused.push((envelope.recipient, r));
+            } else {
+                temporary.get_or_insert(r);
             }
-            reply = r;
         }
-        reply
+        if let Some(r) = temporary {
+            return (r, bounces);
+        }
+        let Some(ok) = accepted else {
+            // Every recipient refused for good: the first refusal speaks for the message.
+            let reply = refused
+                .into_iter()
+                .next()
+                .map(|(_, r)| r)
+                .unwrap_or_else(|| Reply::new(550, "5.1.1", "no recipient accepted"));
+            return (reply, bounces);
+        };
+        if refused.is_empty() {
+            return (ok, bounces);
+        }
+        for (recipient, r) in &refused {
+            tracing::info!(
+                client = %self.session.client,
+                kind = recipient.kind.as_str(),
+                id = recipient.id.as_str(),
+                code = r.code,
+                enhanced = r.enhanced,
+                "recipient refused; the message was accepted for the others"
+            );
+        }
+        let reply = Reply::ok(format!(
+            "message accepted for {} of {total} recipients; refused: {}",
+            total - refused.len(),
+            refused
+                .iter()
+                .map(|(rcpt, r)| format!(
+                    "{}-{} ({} {})",
+                    rcpt.kind.as_str(),
+                    rcpt.id,
+                    r.code,
+                    r.enhanced
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+        (reply, bounces)
     }
 
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {

@@ -391,7 +391,10 @@ impl Session {
                     return Action::Reply(Reply::new(
                         452,
                         "4.5.3",
-                        "one unsubscribe or bounce recipient per transaction; send this one in a new transaction",
+                        format!(
+                            "too many recipients: at most {} per transaction; send this one in a new transaction",
+                            cfg.max_recipients
+                        ),
                     ));
                 }
                 if recipient.kind == Kind::Unsubscribe
