@@ -395,14 +395,16 @@ dsn_status = dsn_status[0] if dsn_status else ""
 # The MTA's own log lines for the recipient's failed (or deferred) deliveries, as evidence.
 marks = ("status=deferred", " == ", 'result="TempFail"') if kind == "delay" else ("status=", " ** ", " == ", "result=", "Expire for")
 lines = [l.strip() for l in open(log, errors="replace") if ("<%s>" % rcpt in l or " %s" % rcpt in l) and any(m in l for m in marks)]
-# The expected status is the most specific one the MTA had: the enhanced code of the last
-# reply it got for the recipient (Postfix logs it as dsn=, Exim quotes the remote's reply),
-# else (a failure of its own) the status its report gives.
+# The expected status is the most specific one the report carries: the enhanced code of the
+# last reply the MTA got for the recipient (Postfix logs it as dsn=, Exim and OpenSMTPD quote
+# the remote's reply) when the report quotes it too, else the status the report gives.
 status = ""
 for l in lines:
     m = re.search(r"\bdsn=([245]\.\d{1,3}\.\d{1,3})", l) or re.search(r"\b[245]\d\d ([245]\.\d{1,3}\.\d{1,3})\b", l)
     if m:
         status = m.group(1)
+if status not in text:
+    status = ""
 status = status or dsn_status
 evidence = [l for l in lines if re.search(r"\b[245]\d\d [245]\.|dsn=|\*\*|Expire for", l)]
 print(json.dumps({

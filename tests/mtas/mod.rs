@@ -106,6 +106,12 @@ pub fn exim_bin() -> PathBuf {
 }
 
 fn require_tools(kind: Kind) {
+    let uid = run(Command::new("id").arg("-u"));
+    assert_eq!(
+        uid.trim(),
+        "0",
+        "the MTA tests start their own Postfix and Exim instances, which needs root"
+    );
     match kind {
         Kind::Postfix => {
             for tool in [
