@@ -181,7 +181,12 @@ async fn slowloris_up_to_the_limits_is_timed_out_and_others_are_served() {
     // 2. Sends a command one byte at a time, never finishing the line.
     let (s, _, _) = greet(addr, attacker).await;
     let (rd, wr) = s.into_split();
-    trickle(wr, b"EHLO slow.example".to_vec(), every);
+    // Longer than the command timeout at this pace: the line is never finished in time.
+    trickle(
+        wr,
+        b"EHLO slow-client-sending-one-byte-at-a-time.example".to_vec(),
+        every,
+    );
     slow.push(("command trickle", tokio::spawn(replies_until_close(rd))));
     // 3. Opens a transaction and sends the message one byte at a time.
     let (mut s, mut r, _) = greet(addr, attacker).await;
