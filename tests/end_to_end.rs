@@ -148,6 +148,7 @@ async fn bn_dsn_creates_then_increments_the_bounce_record() {
     };
     bounce(&server, &id, &second).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
+    assert_eq!(records.len(), 1);
     assert_eq!(records[0].hard_bounce_count, 2);
     assert_eq!(records[0].bounce_messages.len(), 2);
     assert!(
@@ -195,7 +196,7 @@ async fn bn_x_failed_recipients_equal_to_the_subscriber_counts() {
         ..Dsn::default()
     };
     bounce(&server, &id, &dsn).await.unwrap();
-    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].hard_bounce_count, 1);
+    assert_eq!(fake.only_bounce_of(SUBSCRIBER).hard_bounce_count, 1);
 }
 
 #[tokio::test]
@@ -301,6 +302,15 @@ async fn api_failures_give_451_and_the_retry_applies_once() {
     let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
     let server = server(&fake, "").await;
     fake.go_down().await;
+    assert!(
+        std::net::TcpStream::connect(fake.addr()).is_err(),
+        "nothing listens"
+    );
+    // ...yet no other socket can take the port meanwhile: the fake comes back on it.
+    assert!(
+        std::net::TcpListener::bind(fake.addr()).is_err(),
+        "the port of a fake that is down stays reserved"
+    );
     let e = unsubscribe(&server, SUBSCRIBER, &id, "12345")
         .await
         .unwrap_err();
@@ -320,5 +330,6 @@ async fn the_same_bounce_delivered_twice_counts_once() {
     bounce(&server, &id, &Dsn::default()).await.unwrap();
     bounce(&server, &id, &Dsn::default()).await.unwrap();
     let records = fake.bounces_of(SUBSCRIBER);
+    assert_eq!(records.len(), 1);
     assert_eq!(records[0].hard_bounce_count, 1);
 }

@@ -487,7 +487,7 @@ async fn bn_same_message_id_with_other_bytes_counts_once() {
     bounce_accepted(&p, &id, &message).await;
     bounce_accepted(&p, &id, &again).await;
 
-    let b = &fake.bounces_of(SUBSCRIBER)[0];
+    let b = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 1));
 }
 
@@ -506,7 +506,7 @@ async fn bn_stored_message_is_capped_and_still_recognised_on_retry() {
     bounce_accepted(&p, &id, &message).await;
     bounce_accepted(&p, &id, &message).await;
 
-    let b = &fake.bounces_of(SUBSCRIBER)[0];
+    let b = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 1));
     assert_eq!(b.bounce_messages[0].message, message[..200]);
 }
@@ -522,7 +522,7 @@ async fn bn_count_window_counts_one_hard_bounce_per_window() {
         bounce_accepted(&p, &id, &m).await;
     }
 
-    let b = &fake.bounces_of(SUBSCRIBER)[0];
+    let b = &fake.only_bounce_of(SUBSCRIBER);
     assert_eq!((b.hard_bounce_count, b.bounce_messages.len()), (1, 3));
 }
 
@@ -629,6 +629,7 @@ async fn bn_complaint_is_only_recorded_when_complaints_unsubscribe_is_off() {
     assert_reply(&reply, 250, "2.0.0");
     assert_eq!(fake.subscription(&id).unwrap().state, "confirmed");
     let records = fake.bounces_of(SUBSCRIBER);
+    assert_eq!(records.len(), 1);
     assert_eq!(
         (records[0].state.as_str(), records[0].hard_bounce_count),
         ("active", 0)
@@ -823,7 +824,7 @@ async fn bn_record_retirement_failing_is_finished_by_the_retry() {
         "4.3.0",
     );
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
-    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].state, "active");
+    assert_eq!(fake.only_bounce_of(SUBSCRIBER).state, "active");
 
     bounce_accepted(&p, &id, &message).await;
     let records = fake.bounces_of(SUBSCRIBER);
@@ -837,7 +838,100 @@ async fn bn_record_retirement_failing_is_finished_by_the_retry() {
     // A different bounce for the now unsubscribed subscriber is simply dropped.
     let other = dsn_with_id("<later@mta>");
     bounce_accepted(&p, &id, &other).await;
-    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].bounce_messages.len(), 1);
+    assert_eq!(fake.only_bounce_of(SUBSCRIBER).bounce_messages.len(), 1);
+}
+
+#[tokio::test]
+async fn bn_threshold_unsubscribe_refused_by_the_api_still_retires_the_record() {
+    // The API refuses the unsubscribe (403: the subscription is no longer confirmed, for
+    // one): there is nothing left to unsubscribe, the record is retired all the same.
+    for refusal in [Fault::Status(403), Fault::Status(404)] {
+        let fake = FakeApi::start().await;
+        let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+        let bid = fake.add_bounce(SUBSCRIBER, 1);
+        fake.add_fault(FaultRule::on(Method::GET, "/unsubscribe", refusal.clone()));
+        let p = processor(&fake, "[bounce]\nunsub_threshold = 1\n").await;
+
+        let reply = p.deliver(&bn(&id, "12345"), dsn().as_bytes()).await;
+
+        assert_reply(&reply, 250, "2.0.0");
+        assert!(reply.to_string().contains("unsubscribed"), "{reply}");
+        let b = fake.only_bounce_of(SUBSCRIBER);
+        assert_eq!(b.id, bid);
+        assert_eq!(
+            (
+                b.hard_bounce_count,
+                b.bounce_messages.len(),
+                b.state.as_str()
+            ),
+            (2, 1, "deleted"),
+            "{refusal:?}"
+        );
+        let unsubscribes = fake
+            .requests()
+            .iter()
+            .filter(|r| r.path().ends_with("/unsubscribe"))
+            .count();
+        assert_eq!(unsubscribes, 1, "{refusal:?}: asked once, not retried");
+        assert_eq!(fake.subscription(&id).unwrap().times_unsubscribed, 0);
+    }
+}
+
+#[tokio::test]
+async fn a_write_applied_then_its_connection_dropped_gets_451_and_the_retry_applies_once() {
+    // The unsubscribe.
+    let fake = FakeApi::start().await;
+    let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+    fake.add_fault(FaultRule::on(Method::GET, "/unsubscribe", Fault::ApplyThenDrop).times(1));
+    let p = processor(&fake, "").await;
+    let envelope = un(&id, "12345", SUBSCRIBER);
+    assert_reply(&p.deliver(&envelope, b"x").await, 451, "4.3.0");
+    assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
+    assert_reply(&p.deliver(&envelope, b"x").await, 250, "2.0.0");
+    assert_eq!(fake.subscription(&id).unwrap().times_unsubscribed, 1);
+
+    // The bounce record: created (POST) and updated (PATCH), each on a connection already
+    // used for the look-ups before it, so it must not be sent again on a new one.
+    for method in [Method::POST, Method::PATCH] {
+        let fake = FakeApi::start().await;
+        let id = fake.add_subscription("myService", SUBSCRIBER, "12345");
+        if method == Method::PATCH {
+            fake.add_bounce(SUBSCRIBER, 1);
+        }
+        fake.add_fault(
+            FaultRule::on(method.clone(), "/api/bounces", Fault::ApplyThenDrop).times(1),
+        );
+        let p = processor(&fake, "").await;
+        let message = dsn();
+        assert_reply(
+            &p.deliver(&bn(&id, "12345"), message.as_bytes()).await,
+            451,
+            "4.3.0",
+        );
+        let writes = || {
+            fake.requests()
+                .iter()
+                .filter(|r| r.method == method.as_str())
+                .count()
+        };
+        assert_eq!(writes(), 1, "{method}: sent once");
+        let applied = fake.only_bounce_of(SUBSCRIBER);
+        assert_eq!(applied.bounce_messages.len(), 1, "{method}: applied");
+
+        bounce_accepted(&p, &id, &message).await;
+        let b = fake.only_bounce_of(SUBSCRIBER);
+        let count = if method == Method::PATCH { 2 } else { 1 };
+        assert_eq!(
+            (b.hard_bounce_count, b.bounce_messages.len()),
+            (count, 1),
+            "{method}: applied once"
+        );
+        assert_eq!(
+            writes(),
+            1,
+            "{method}: the retry recognised the applied write"
+        );
+    }
 }
 
 /// A client that retries on 4xx like an MTA, against an API failing a seeded share of its
@@ -940,7 +1034,7 @@ async fn access_token_is_sent_on_every_call() {
             r.line()
         );
     }
-    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].hard_bounce_count, 1);
+    assert_eq!(fake.only_bounce_of(SUBSCRIBER).hard_bounce_count, 1);
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
 }
 
@@ -981,7 +1075,7 @@ async fn client_certificate_authenticates_to_a_mutual_tls_api() {
         250,
         "2.0.0",
     );
-    assert_eq!(fake.bounces_of(SUBSCRIBER)[0].hard_bounce_count, 1);
+    assert_eq!(fake.only_bounce_of(SUBSCRIBER).hard_bounce_count, 1);
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
 
     // Trusting the CA without presenting a certificate: the handshake is refused, 451.

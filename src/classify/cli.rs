@@ -249,9 +249,19 @@ impl Printer<'_> {
     }
 
     fn file(&mut self, path: &Path) {
-        match std::fs::read(path) {
-            Ok(raw) => self.bytes(&path.display().to_string(), &raw),
-            Err(e) => self.unreadable(&path.display().to_string(), &e),
+        let raw = match std::fs::read(path) {
+            Ok(raw) => raw,
+            Err(e) => return self.unreadable(&path.display().to_string(), &e),
+        };
+        // An `.eml` file holds one message by definition; a `From ` line in its body (a
+        // quoted original message, unquoted because it is not an mbox) starts nothing.
+        let eml = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("eml"));
+        if eml {
+            self.message(&path.display().to_string(), without_envelope_line(&raw));
+        } else {
+            self.bytes(&path.display().to_string(), &raw);
         }
     }
 
@@ -276,6 +286,17 @@ fn one_line(s: &str, max: usize) -> String {
         out = out.chars().take(max).collect::<String>() + "...";
     }
     out
+}
+
+/// A single message without the mbox `From ` line some tools write before it.
+fn without_envelope_line(raw: &[u8]) -> &[u8] {
+    if !raw.starts_with(b"From ") {
+        return raw;
+    }
+    match raw.iter().position(|&b| b == b'\n') {
+        Some(end) => &raw[end + 1..],
+        None => &[],
+    }
 }
 
 /// Splits an mbox into its messages: a message starts at a `From ` line at the start of

@@ -21,8 +21,8 @@ use crate::address::{Kind, Recipient};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::coordination::{LockError, RedisLocks};
-use crate::metrics::Metrics;
 use crate::metrics::BounceOutcome;
+use crate::metrics::Metrics;
 use crate::reply::Reply;
 
 use crate::classify;

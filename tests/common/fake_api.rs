@@ -18,7 +18,8 @@
 //! Every request is logged as received ([`FakeApi::requests`]): method, path and query
 //! exactly as sent, headers, body. Faults can be injected ([`Fault`], [`FaultRule`]): the
 //! whole server down (nothing listening), slow answers, fixed statuses, a seeded random
-//! share of failures, and answers lost after the effect was applied.
+//! share of failures, and answers lost after the effect was applied (a 502, or the
+//! connection closed without an answer).
 //!
 //! [`FakeApi::start_mtls`] serves the same over TLS and requires a client certificate, for
 //! the mutual-TLS authentication of SPEC §5.
@@ -124,6 +125,9 @@ pub enum Fault {
     LoseAnswer,
     /// Like `LoseAnswer`, for this share of calls (0–100).
     RandomLoseAnswer { percent: u8 },
+    /// Apply the call, then close the connection without a byte of answer (the API crashed
+    /// or a proxy cut the connection after the effect).
+    ApplyThenDrop,
 }
 
 /// A fault and the calls it applies to.
@@ -233,6 +237,7 @@ pub struct FakeApi {
     addr: SocketAddr,
     tls: Option<Arc<rustls::ServerConfig>>,
     running: tokio::sync::Mutex<Option<Running>>,
+    _port: TcpSocket,
 }
 
 impl FakeApi {
@@ -252,12 +257,14 @@ impl FakeApi {
         let state: Shared = Arc::default();
         let listener = bind("127.0.0.1:0".parse().unwrap()).await;
         let addr = listener.local_addr().unwrap();
+        let port = reserve(addr);
         let running = spawn(listener, tls.clone(), state.clone());
         FakeApi {
             state,
             addr,
             tls,
             running: tokio::sync::Mutex::new(Some(running)),
+            _port: port,
         }
     }
 
@@ -368,6 +375,18 @@ impl FakeApi {
             .collect()
     }
 
+    /// The one bounce record of an address. Fails the test when there is none or more than
+    /// one: a duplicate record is what a race between two deliveries would leave.
+    pub fn only_bounce_of(&self, user_channel_id: &str) -> Bounce {
+        let mut records = self.bounces_of(user_channel_id);
+        assert_eq!(
+            records.len(),
+            1,
+            "exactly one bounce record for {user_channel_id}: {records:?}"
+        );
+        records.remove(0)
+    }
+
     // ---- the request log ----
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
@@ -420,7 +439,7 @@ impl FakeApi {
         }
     }
 
-    /// Listens again on the same port.
+    /// Listens again on the same port, which stayed reserved meanwhile.
     pub async fn come_up(&self) {
         let mut running = self.running.lock().await;
         if running.is_none() {
@@ -433,8 +452,27 @@ impl FakeApi {
 async fn bind(addr: SocketAddr) -> tokio::net::TcpListener {
     let socket = TcpSocket::new_v4().unwrap();
     socket.set_reuseaddr(true).unwrap();
-    socket.bind(addr).unwrap();
+    // Shared with the fake's reservation of its port ([`reserve`]).
+    socket.set_reuseport(true).unwrap();
+    socket
+        .bind(addr)
+        .unwrap_or_else(|e| panic!("the fake API cannot listen on {addr} again: {e}"));
     socket.listen(1024).unwrap()
+}
+
+/// A socket bound to the fake's port and never listening, held for the fake's lifetime: while
+/// the fake is down ([`FakeApi::go_down`]) connections are refused as with nothing there, yet
+/// no other socket (a client's ephemeral port, another test's listener) can take the port,
+/// so [`FakeApi::come_up`] always gets it back. Only sockets with `SO_REUSEPORT` of the same
+/// user share it, which is what [`bind`] sets. Without `SO_REUSEADDR` here, since Linux lets
+/// a socket with it listen beside a bound one that has it too.
+fn reserve(addr: SocketAddr) -> TcpSocket {
+    let socket = TcpSocket::new_v4().unwrap();
+    socket.set_reuseport(true).unwrap();
+    socket
+        .bind(addr)
+        .unwrap_or_else(|e| panic!("cannot reserve the fake API's port {addr}: {e}"));
+    socket
 }
 
 fn spawn(
@@ -638,6 +676,12 @@ async fn front(AxState(state): AxState<Shared>, request: Request, next: Next) ->
         Some(Fault::LoseAnswer) => {
             let _applied = next.run(request).await;
             StatusCode::BAD_GATEWAY.into_response()
+        }
+        Some(Fault::ApplyThenDrop) => {
+            let _applied = next.run(request).await;
+            // Unwinding ends the task serving this connection, which drops the socket with
+            // nothing written; `resume_unwind` skips the panic hook, so nothing is printed.
+            std::panic::resume_unwind(Box::new("the fake API drops the connection"))
         }
         Some(Fault::RandomFail { .. }) | Some(Fault::RandomLoseAnswer { .. }) => {
             next.run(request).await
