@@ -5,7 +5,9 @@
 #
 # Needs NotifyBC's chart directory with its charts/ dependencies:
 #   NOTIFYBC_CHART=/path/to/NotifyBC/helm scripts/check-migration-guide.sh
-# Without NOTIFYBC_CHART it fetches bcgov/NotifyBC at the commit below into target/ and runs
+# Without NOTIFYBC_CHART it uses a copy of the chart with its dependencies in
+# ../shared/reference/notifybc-helm beside the repository when there is one (as in the project's
+# CI workspace); else it fetches bcgov/NotifyBC at the commit below into target/ and runs
 # `helm dependency build` (network needed), and fails saying so when it cannot.
 # NOTIFY_INBOUND_BIN (default target/debug/notify-inbound) runs check-config.
 set -euo pipefail
@@ -23,6 +25,10 @@ fail() {
 HELM=$("$root/scripts/ensure-helm.sh") || fail "no helm (scripts/ensure-helm.sh failed)"
 export HELM
 
+beside=$(cd "$root/.." && pwd)/shared/reference/notifybc-helm
+if [ -z "${NOTIFYBC_CHART:-}" ] && [ -f "$beside/Chart.yaml" ] && [ -d "$beside/charts" ]; then
+    NOTIFYBC_CHART=$beside
+fi
 if [ -z "${NOTIFYBC_CHART:-}" ]; then
     NOTIFYBC_CHART=$root/target/notifybc-$notifybc_commit/helm
     if [ ! -f "$NOTIFYBC_CHART/Chart.yaml" ] || [ ! -d "$NOTIFYBC_CHART/charts" ]; then

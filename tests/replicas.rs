@@ -582,36 +582,6 @@ async fn redis_outage_mid_run(how: Outage) {
     assert!(retried > 0, "some bounces were retried after a 451");
 }
 
-/// What the first test gives without `[coordination]`: each replica serialises only its
-/// own messages, so the two read and write the same record at once. Not run by default
-/// (its result is a race, so not a fixed figure); run it with `--ignored` to see the
-/// figures it prints.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "demonstrates the race that [coordination] removes; run with --ignored"]
-async fn without_coordination_two_replicas_race() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeApi::start().await;
-    let (servers, _replicas) = two_replicas(&fake, dir.path(), None).await;
-    fake.fail_all(Fault::Slow(Duration::from_millis(20)));
-    let jobs = bounces(&fake, 10, "together");
-    send_all(
-        jobs,
-        servers,
-        Duration::from_millis(200),
-        Duration::from_secs(60),
-    )
-    .await;
-    fake.clear_faults();
-    let report = figures(&fake);
-    eprintln!("without coordination: {report}");
-    let records = fake.bounces_of(BOUNCED);
-    let total: u64 = records.iter().map(|b| b.hard_bounce_count).sum();
-    assert!(
-        records.len() != 1 || total != 10,
-        "no race this time: {report}"
-    );
-}
-
 /// The lock itself against a real Redis, as two replicas would use it: a held lock makes
 /// the other wait and give up at its deadline; a lock whose holder outlives the expiry
 /// passes to the other, and the late holder's release neither deletes the new holding nor
