@@ -155,8 +155,12 @@ async fn slowloris_up_to_the_limits_is_timed_out_and_others_are_served() {
         settings(
             // The slow slots must outlive a full delivery and the filling of the server on
             // a loaded machine before their timeouts free them: 10 s, not a tight margin.
+            // Stress mode and the no-op limit (which would cut the idle and the NOOP sessions
+            // sooner) are off: this test is about the plain timeouts; tests/attacks.rs covers
+            // both.
             "[inbound_smtp_server.limits]\nmax_connections = 8\nmax_connections_per_ip = 4\n\
-             command_timeout_secs = 10\ndata_timeout_secs = 10\nsession_timeout_secs = 12\n",
+             command_timeout_secs = 10\ndata_timeout_secs = 10\nsession_timeout_secs = 12\n\
+             stress_threshold_percent = 0\nmax_noop_commands = 100\n",
         ),
         rec.clone(),
     )
