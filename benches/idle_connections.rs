@@ -116,6 +116,12 @@ fn start_server(max_connections: usize) -> Server {
             format!("{s}LIMITS__MAX_CONNECTIONS_PER_IP"),
             max_connections.to_string(),
         )
+        .env(
+            format!("{s}LIMITS__MAX_CONNECTIONS_PER_NETWORK"),
+            max_connections.to_string(),
+        )
+        // Every session here is idle on purpose: stress mode would close them.
+        .env(format!("{s}LIMITS__STRESS_THRESHOLD_PERCENT"), "0")
         .env(format!("{s}LIMITS__COMMAND_TIMEOUT_SECS"), "900")
         .env(format!("{s}LIMITS__DATA_TIMEOUT_SECS"), "900")
         .env(format!("{p}OPERATIONS__LISTEN"), "")

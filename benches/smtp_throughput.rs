@@ -129,6 +129,7 @@ fn settings(api: &FastApi) -> Settings {
         "internal_http_host = '{}'\n\
          [inbound_smtp_server]\ndomain = '{DOMAIN}'\nlistening_ip = '127.0.0.1'\nlistening_smtp_port = 0\n\
          [inbound_smtp_server.limits]\nmax_connections = 100000\nmax_connections_per_ip = 100000\n\
+         max_connections_per_network = 100000\nstress_threshold_percent = 0\n\
          max_transactions = 100000000\nmax_commands = 100000000\n\
          [operations]\nlisten = ''\n",
         api.host_url()
