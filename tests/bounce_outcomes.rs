@@ -34,6 +34,11 @@ fn spawn(fake: &FakeApi, ops: &str) -> (tokio::process::Child, u16) {
         )
         .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", ops)
         .env("NOTIFY_INBOUND__LOG__FORMAT", "json")
+        // SIGTERM ends the test; no load balancer to drain from.
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__DRAIN_DELAY_SECS",
+            "0",
+        )
         .env("NOTIFY_INBOUND__BOUNCE__COMPLAINTS_UNSUBSCRIBE", "true")
         .env_remove("RUST_LOG")
         .current_dir(std::env::temp_dir())

@@ -854,8 +854,8 @@ async fn bn_threshold_unsubscribe_refused_by_the_api_still_retires_the_record() 
 
         let reply = p.deliver(&bn(&id, "12345"), dsn().as_bytes()).await;
 
+        // Every accepted bounce gets the same reply (no code oracle); the record says more.
         assert_reply(&reply, 250, "2.0.0");
-        assert!(reply.to_string().contains("unsubscribed"), "{reply}");
         let b = fake.only_bounce_of(SUBSCRIBER);
         assert_eq!(b.id, bid);
         assert_eq!(
