@@ -138,8 +138,10 @@ where
 ///
 /// Lines go to standard error through `tracing-appender`'s non-blocking writer: the
 /// threads that log only queue the line, and a thread of its own writes the lines out in
-/// order. When the queue is full a line waits for room rather than being dropped. Keep the
-/// returned guard until exit; dropping it writes out what is still waiting.
+/// order, all that are queued in one `write` (through a buffer flushed whenever the queue
+/// is empty), so a busy server does not make a system call per line. When the queue is
+/// full a line waits for room rather than being dropped. Keep the returned guard until
+/// exit; dropping it writes out what is still waiting.
 pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
     let rust_log = std::env::var("RUST_LOG").ok();
     let filter = filter(&settings.level, rust_log.as_deref())?;
@@ -147,11 +149,17 @@ pub fn init(settings: &LogSettings) -> Result<LogGuard, LogError> {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .thread_name("notify-inbound-log")
-        .finish(std::io::stderr());
+        .finish(std::io::BufWriter::with_capacity(
+            LOG_BUFFER,
+            std::io::stderr(),
+        ));
     // An error here only means a subscriber is already installed.
     let _ = subscriber(settings.format, filter, writer, ansi).try_init();
     Ok(guard)
 }
+
+/// How many bytes of log lines the writer thread gathers before a `write`, at most.
+const LOG_BUFFER: usize = 64 * 1024;
 
 /// Writes out the waiting log lines when dropped; see [`init`].
 pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
