@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::dsn::Dsn;
-use common::fake_api::{FakeApi, Fault};
+use common::fake_api::{FakeApi, Fault, SettingsFor};
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::transport::smtp::client::Tls;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use axum::http::Method;
 use common::dsn::Dsn;
 use common::encode_uri_component as encode;
-use common::fake_api::{FakeApi, Fault, FaultRule};
+use common::fake_api::{FakeApi, Fault, FaultRule, SettingsFor};
 use notify_inbound::address::{Kind, Recipient};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
 use notify_inbound::reply::Reply;
