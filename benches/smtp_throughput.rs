@@ -20,8 +20,6 @@
 //!   client)
 //! - `BENCH_WORKERS`: runtime worker threads (default: available cores)
 
-#[path = "support/fast_api.rs"]
-mod fast_api;
 #[path = "support/smtp.rs"]
 mod smtp;
 
@@ -29,7 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fast_api::{CallCounts, FastApi};
+use fake_notifybc::fast::{CallCounts, FastApi};
 use notify_inbound::api::ApiClient;
 use notify_inbound::config::{Settings, TlsMode};
 use notify_inbound::flows::Processor;

@@ -1,5 +1,5 @@
 //! A fast fake NotifyBC API for load runs against the release binary
-//! (`scripts/load-test.sh`): the benchmarks' fake (`benches/support/fast_api.rs`) in a
+//! (`scripts/load-test.sh`): the benchmarks' fake (`fake_notifybc::fast`, in `crates/fake-notifybc`) in a
 //! process of its own.
 //!
 //! ```text
@@ -15,9 +15,7 @@
 //! call per `un` message; find, find and create per `bn` message). `GET /_stats` answers
 //! the calls received, by endpoint.
 
-#[path = "../benches/support/fast_api.rs"]
-mod fast_api;
-
+use fake_notifybc::fast;
 use std::net::SocketAddr;
 
 /// The fake shares the cores with the server it feeds in a load run: the same allocator
@@ -86,7 +84,7 @@ fn main() {
             std::process::exit(1)
         });
     runtime.block_on(async {
-        let api = match fast_api::FastApi::start(listen, forgetful).await {
+        let api = match fast::FastApi::start(listen, forgetful).await {
             Ok(api) => api,
             Err(e) => {
                 eprintln!("fake_notifybc: cannot listen on {listen}: {e}");

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::dsn::Dsn;
 use common::encode_uri_component as encode;
-use common::fake_api::FakeApi;
+use common::fake_api::{FakeApi, SettingsFor};
 use harness::{Recorder, settings, start};
 use mta::{Job, Outcome, Replies, code};
 use notify_inbound::config::TlsMode;

@@ -15,7 +15,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::fake_api::FakeApi;
+use common::fake_api::{FakeApi, SettingsFor};
 use common::free_port;
 use harness::{Recorder, insecure_tls, start};
 use mta::{Job, Outcome, Replies, code};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::dsn::Dsn;
-use common::fake_api::{FakeApi, Fault};
+use common::fake_api::{FakeApi, Fault, SettingsFor};
 use mta::{Job, Outcome, Replies};
 use notify_inbound::config::TlsMode;
 use notify_inbound::flows::Processor;

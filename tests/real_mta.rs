@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::dsn::Dsn;
-use common::fake_api::{FakeApi, Fault, FaultRule};
+use common::fake_api::{FakeApi, Fault, FaultRule, SettingsFor};
 use mtas::{Delivery, FakeMx, Fate, Kind, LOCAL_DOMAIN, Mta, NOTIFY_DOMAIN, REMOTE_DOMAIN, Setup};
 use notify_inbound::config::TlsMode;
 use notify_inbound::flows::Processor;

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use axum::http::Method;
 use common::dsn::Dsn;
-use common::fake_api::{FakeApi, Fault, FaultRule};
+use common::fake_api::{FakeApi, Fault, FaultRule, SettingsFor};
 use harness::{Client, code};
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;

@@ -15,6 +15,13 @@ use notify_inbound::server::Server;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+// One reader for every test client; a test using both the harness and the mta loads it
+// twice, a private copy each.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/replies.rs"]
+mod replies;
+use replies::Replies;
+
 /// Records every delivered message and answers with a settable reply.
 pub struct Recorder {
     pub messages: Mutex<Vec<(Envelope, Vec<u8>)>>,
@@ -104,7 +111,7 @@ pub async fn start(settings: Settings, deliver: Arc<dyn Deliver>) -> Server {
 /// A raw SMTP client that reads whole (multi-line) replies.
 pub struct Client<S> {
     pub stream: S,
-    buf: Vec<u8>,
+    replies: Replies,
 }
 
 impl Client<TcpStream> {
@@ -112,7 +119,7 @@ impl Client<TcpStream> {
         let stream = TcpStream::connect(addr).await.expect("connect");
         Client {
             stream,
-            buf: Vec::new(),
+            replies: Replies::new(),
         }
     }
 }
@@ -121,7 +128,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
     pub fn new(stream: S) -> Client<S> {
         Client {
             stream,
-            buf: Vec::new(),
+            replies: Replies::new(),
         }
     }
 
@@ -146,39 +153,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
             .expect("reply within 10 s")
     }
 
-    /// Reads one reply or returns None when the server closed the connection.
+    /// Reads one reply or returns None when the server closed the connection (or stayed
+    /// silent for 20 s).
     pub async fn try_reply(&mut self) -> Option<String> {
-        let mut out = String::new();
-        loop {
-            let line = self.read_line().await?;
-            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
-            out.push_str(&line);
-            out.push('\n');
-            if last {
-                return Some(out);
-            }
-        }
+        self.replies.next(&mut self.stream).await
     }
 
     async fn reply_inner(&mut self) -> String {
         self.try_reply()
             .await
             .expect("server closed the connection")
-    }
-
-    async fn read_line(&mut self) -> Option<String> {
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
-            }
-            let mut chunk = [0u8; 4096];
-            let n = self.stream.read(&mut chunk).await.ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
     }
 
     /// True once the server has closed the connection (reads EOF within 10 s).

@@ -8,8 +8,15 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpSocket, TcpStream};
+
+// One reader for every test client; a test using both the harness and the mta loads it
+// twice, a private copy each.
+#[allow(clippy::duplicate_mod)]
+#[path = "../common/replies.rs"]
+mod replies;
+pub use replies::Replies;
 
 /// One message to deliver.
 #[derive(Debug, Clone)]
@@ -52,49 +59,6 @@ pub async fn connect(server: SocketAddr, source: Option<IpAddr>) -> std::io::Res
     tokio::time::timeout(STEP_TIMEOUT, socket.connect(server))
         .await
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))?
-}
-
-/// Reads replies off a stream; keeps what follows a reply for the next one.
-pub struct Replies {
-    buf: Vec<u8>,
-}
-
-impl Replies {
-    pub fn new() -> Replies {
-        Replies { buf: Vec::new() }
-    }
-
-    /// One complete reply (all lines), or `None` when the peer closed or went quiet.
-    pub async fn next<S: AsyncReadExt + Unpin>(&mut self, stream: &mut S) -> Option<String> {
-        let mut text = String::new();
-        loop {
-            let line = self.line(stream).await?;
-            let last = line.len() < 4 || line.as_bytes()[3] == b' ';
-            text.push_str(&line);
-            text.push('\n');
-            if last {
-                return Some(text);
-            }
-        }
-    }
-
-    async fn line<S: AsyncReadExt + Unpin>(&mut self, stream: &mut S) -> Option<String> {
-        loop {
-            if let Some(pos) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=pos).collect();
-                return Some(String::from_utf8_lossy(&line).trim_end().to_string());
-            }
-            let mut chunk = [0u8; 4096];
-            let n = tokio::time::timeout(STEP_TIMEOUT, stream.read(&mut chunk))
-                .await
-                .ok()?
-                .ok()?;
-            if n == 0 {
-                return None;
-            }
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
 }
 
 /// The reply code at the start of a reply text (0 when there is none).
