@@ -18,6 +18,7 @@ mod prose;
 mod reason;
 mod recognise;
 mod text;
+mod wordings;
 
 use serde::{Deserialize, Serialize};
 
