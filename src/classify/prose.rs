@@ -263,6 +263,21 @@ const DENIED_WORDS: &[&str] = &[
     "for",
 ];
 
+/// Phrases of a line that offers help ("contact mike@example.org for help").
+const HELP_PHRASES: &[&str] = &[
+    "contact ",
+    "for help",
+    "for assistance",
+    "for more information",
+    "for further information",
+    "if you have questions",
+    "if you have any questions",
+    "questions?",
+    "helpdesk",
+    "help desk",
+    "support team",
+];
+
 const HEADER_LABELS: &[&str] = &[
     "to",
     "cc",
@@ -282,6 +297,10 @@ const HEADER_LABELS: &[&str] = &[
 fn recipient_on_line(line: &str) -> Option<&str> {
     let t = line.trim();
     let address = addresses(t).next()?;
+    // Help text names whom to ask, never who failed.
+    if HELP_PHRASES.iter().any(|p| contains_ci(t, p)) {
+        return None;
+    }
     let pos = t.find(address)?;
     let before = t[..pos].trim_end_matches(['<', '"', '\'', '(', '[', ' ', '\t']);
     let lead = before.trim_start_matches(|c: char| {
@@ -373,9 +392,21 @@ pub(crate) fn entries(message: &Message<'_>, report: &str) -> (Vec<Entry>, Strin
     let mut entries: Vec<Entry> = Vec::new();
     let mut preamble = String::new();
     let mut current: Option<usize> = None;
+    let mut previous = "";
     for line in report.lines() {
-        let found =
-            recipient_on_line(line).filter(|a| !own.iter().any(|o| o.eq_ignore_ascii_case(a)));
+        // Exim names a recipient it may not disclose by the address it came from:
+        // "an undisclosed address" then "(generated from a@b.example)".
+        let undisclosed = previous.eq_ignore_ascii_case("an undisclosed address")
+            && contains_ci(line, "generated from");
+        if !line.trim().is_empty() {
+            previous = line.trim();
+        }
+        let found = if undisclosed {
+            addresses(line).next()
+        } else {
+            recipient_on_line(line)
+        }
+        .filter(|a| !own.iter().any(|o| o.eq_ignore_ascii_case(a)));
         if let Some(a) = found {
             let same = current.is_some_and(|i| entries[i].address.eq_ignore_ascii_case(a));
             if !same {
@@ -481,6 +512,8 @@ mod tests {
             ("Hello a@example.org,", None),
             ("Duplicated Message-ID in <a@example.org>.", None),
             ("no address here", None),
+            ("Please contact <help@example.org> for help.", None),
+            ("Questions? Send mail to: help@example.org", None),
         ] {
             assert_eq!(recipient_on_line(line), want, "{line}");
         }

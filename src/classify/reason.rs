@@ -122,9 +122,40 @@ static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)(rcpt to:|mail from:|(?:>>>|-->)\s*data\b)|(?:^|[\s:])([45][0-9][0-9])[\s-]")
+        .ok()
+});
+
+/// In an SMTP transcript (`>>> RCPT To:<a@b>` then `<<< 550 ...`, MDaemon's `-->`/`<--`,
+/// or `RCPT TO:<a@b> ... 550 ...` on one line) the refused command is the last one sent
+/// before the first 4xx/5xx reply.
+fn transcript_command(text: &str) -> Option<Command> {
+    let re = TRANSCRIPT.as_ref()?;
+    let mut last = None;
+    for caps in re.captures_iter(text.as_bytes()) {
+        if let Some(verb) = caps.get(1) {
+            let v = verb.as_bytes();
+            last = Some(if v[0].eq_ignore_ascii_case(&b'r') {
+                Command::Rcpt
+            } else if v[0].eq_ignore_ascii_case(&b'm') {
+                Command::Mail
+            } else {
+                Command::Data
+            });
+        } else if last.is_some() {
+            return last;
+        }
+    }
+    None
+}
+
 /// The first SMTP command a report names as the one refused (`in reply to RCPT TO
 /// command`, `after end of data`, `>>> DATA`, `[RCPT_TO]`, ...).
 pub(crate) fn find_command(text: &str) -> Option<Command> {
+    if let Some(c) = transcript_command(text) {
+        return Some(c);
+    }
     let re = COMMAND.as_ref()?;
     let caps = re.captures(text.as_bytes())?;
     let verb = caps
@@ -209,29 +240,56 @@ mod tests {
     }
 
     #[test]
+    fn transcripts_name_the_refused_command() {
+        let t = ">>> MAIL From:<a@example.org> SIZE=10 <<< 250 ok >>> RCPT To:<b@example.net> <<< 550 5.1.1 unknown";
+        assert_eq!(find_command(t), Some(Command::Rcpt));
+        let t = "--> MAIL From:<a@example.org> <-- 553 sender rejected";
+        assert_eq!(find_command(t), Some(Command::Mail));
+        let t = "RCPT TO:<b@example.net> 250 ok --> DATA <-- 354 go --> . <-- 554 spam";
+        assert_eq!(find_command(t), Some(Command::Data));
+        assert_eq!(
+            find_command("host x said: 550 no (in reply to RCPT TO command)"),
+            Some(Command::Rcpt)
+        );
+    }
+
+    #[test]
     fn wording_and_codes() {
         assert_eq!(decide("5.1.1", "", None), Reason::UserUnknown);
         assert_eq!(
             decide("5.0.0", "550 5.2.2 Mailbox full", None),
             Reason::MailboxFull
         );
-        // A generic status: the wording decides, unless it came after DATA.
+        // A generic status and a vague wording with nothing to place it at RCPT TO: how
+        // content filters disguise a refusal (Sisimai reads it the same way).
         assert_eq!(
             decide("5.0.0", "550 No such user here", None),
+            Reason::Filtered
+        );
+        // A generic status and a plain wording: the wording decides.
+        assert_eq!(
+            decide("5.0.910", "550 Invalid user address", None),
             Reason::UserUnknown
         );
         assert_eq!(
-            decide("5.0.910", "550 Unknown user", None),
+            decide(
+                "",
+                "550 Requested action not taken: mailbox unavailable",
+                None
+            ),
             Reason::UserUnknown
         );
-        assert_eq!(decide("", "550 user unknown", None), Reason::UserUnknown);
+        assert_eq!(
+            decide("5.0.0", "550 user unknown", Some(Command::Rcpt)),
+            Reason::UserUnknown
+        );
         assert_eq!(
             decide("5.0.0", "550 user unknown", Some(Command::Data)),
             Reason::Filtered
         );
         // A specific wording beats a policy status; a vague one does not.
         assert_eq!(
-            decide("5.7.1", "550 5.7.1 No such user", None),
+            decide("5.7.1", "550 5.7.1 Invalid recipient", None),
             Reason::UserUnknown
         );
         // Full mailboxes and policy blocks worded "rejected" stay soft.

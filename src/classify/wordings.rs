@@ -482,8 +482,8 @@ pub(crate) const WORDINGS: &[Wording] = &[
     ),
     w(
         Reason::UserUnknown,
-        r"(does not|doesn't) have an? [^.]*account",
-        "does not have a account",
+        r"(does not|doesn't) have an? \S+ account",
+        "does not have a example.org account",
     ),
     w(
         Reason::UserUnknown,
@@ -934,6 +934,11 @@ pub(crate) const PLAINLY_UNKNOWN: &[Wording] = &[
         Reason::UserUnknown,
         r"recipient address rejected: access denied",
         "550 5.4.1 Recipient address rejected: Access denied",
+    ),
+    w(
+        Reason::UserUnknown,
+        r"invalid user address",
+        "Error: Invalid user address",
     ),
 ];
 
