@@ -17,6 +17,7 @@ mod notifybc;
 mod prose;
 mod reason;
 mod recognise;
+mod ses;
 mod text;
 mod wordings;
 

@@ -53,9 +53,17 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
         .unwrap_or_else(|_| RegexSet::empty())
 });
 
+/// The plain user-unknown wordings: the English ones listed as such, and every
+/// user-unknown wording in another language (a provider's own report in its own
+/// language, never a content filter's disguise, which speaks SMTP English).
 static PLAINLY_UNKNOWN: LazyLock<Option<Regex>> = LazyLock::new(|| {
     let alternation: Vec<String> = wordings::PLAINLY_UNKNOWN
         .iter()
+        .chain(
+            wordings::WORDINGS
+                .iter()
+                .filter(|e| e.reason == Reason::UserUnknown && e.lang != "en"),
+        )
         .map(|e| byte_pattern(e.pattern))
         .collect();
     Regex::new(&format!("(?i-u){}", alternation.join("|"))).ok()

@@ -16,13 +16,26 @@ use super::Reason;
 /// One wording: what it means, its pattern, and an example diagnostic that says it.
 pub(crate) struct Wording {
     pub reason: Reason,
+    /// The language, `en` unless another (ISO 639-1).
+    pub lang: &'static str,
     pub pattern: &'static str,
+    #[cfg_attr(not(test), allow(dead_code))]
     pub example: &'static str,
 }
 
 const fn w(reason: Reason, pattern: &'static str, example: &'static str) -> Wording {
+    l(reason, "en", pattern, example)
+}
+
+const fn l(
+    reason: Reason,
+    lang: &'static str,
+    pattern: &'static str,
+    example: &'static str,
+) -> Wording {
     Wording {
         reason,
+        lang,
         pattern,
         example,
     }
@@ -72,108 +85,127 @@ pub(crate) const WORDINGS: &[Wording] = &[
     w(Reason::MailboxFull, r"account is full", "account is full"),
     w(Reason::MailboxFull, r"full mailbox", "full mailbox"),
     // German (GMX, WEB.DE, T-Online, Freenet)
-    w(
+    l(
         Reason::MailboxFull,
+        "de",
         r"postfach (des empf\S+ )?(ist )?(voll|überfüllt)",
         "Das Postfach ist voll",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "de",
         r"(speicherplatz|kontingent|quota) (ist )?(überschritten|erschöpft|voll)",
         "Quota überschritten",
     ),
     // French (Orange, Free, SFR, La Poste)
-    w(
+    l(
         Reason::MailboxFull,
+        "fr",
         r"bo(i|î)te (aux lettres |mail |du destinataire |de réception )?(est )?pleine",
         "boîte aux lettres pleine",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "fr",
         r"quota (est )?(dépassé|atteint)|espace de stockage (insuffisant|plein)",
         "quota dépassé",
     ),
     // Spanish (Telefónica, Terra)
-    w(
+    l(
         Reason::MailboxFull,
+        "es",
         r"buz(o|ó)n (de correo )?(est(a|á) )?(lleno|completo)",
         "buzón lleno",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "es",
         r"cuota (excedida|superada)|excede (la|su) cuota",
         "cuota excedida",
     ),
     // Portuguese (UOL, Terra, Sapo)
-    w(
+    l(
         Reason::MailboxFull,
+        "pt",
         r"caixa (postal |de correio |de entrada )?(est(a|á) )?(cheia|lotada)",
         "caixa postal cheia",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "pt",
         r"(cota|quota) (excedida|esgotada)",
         "cota excedida",
     ),
     // Italian (Libero, Virgilio, Tiscali, Aruba)
-    w(
+    l(
         Reason::MailboxFull,
+        "it",
         r"casella (di posta |postale )?(del destinatario )?(è |e' )?(piena|satura)",
         "casella di posta piena",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "it",
         r"(spazio|quota) (esaurit[oa]|superat[oa])",
         "spazio esaurito",
     ),
     // Dutch (KPN, Ziggo)
-    w(
+    l(
         Reason::MailboxFull,
+        "nl",
         r"(mailbox|postvak|brievenbus) (van de ontvanger )?(is )?vol\b",
         "postvak is vol",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "nl",
         r"quotum (is )?overschreden",
         "quotum overschreden",
     ),
     // Polish (WP, Onet, Interia)
-    w(
+    l(
         Reason::MailboxFull,
+        "pl",
         r"skrzynka (odbiorcy )?(jest )?(pełna|przepełniona)|przepełniona skrzynka",
         "skrzynka odbiorcy jest pełna",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "pl",
         r"przekroczon[yao] (limit|quota|pojemność)",
         "przekroczony limit",
     ),
     // Russian (Mail.ru, Yandex, Rambler)
-    w(
+    l(
         Reason::MailboxFull,
+        "ru",
         r"ящик ((П|п)олучателя )?(переполнен|заполнен)",
         "Почтовый ящик переполнен",
     ),
-    w(
+    l(
         Reason::MailboxFull,
+        "ru",
         r"((П|п)ревышена|(П|п)ревышен) (квота|лимит|размер ящика)|(К|к)вота превышена",
         "превышена квота",
     ),
     // Japanese (Docomo, au, SoftBank, Biglobe, Nifty)
-    w(
+    l(
         Reason::MailboxFull,
+        "ja",
         r"(メールボックス|メール ?ボックス|受信箱)(の容量)?(が|は)?(いっぱい|一杯|満杯)|容量(オーバー|超過|が不足)",
         "メールボックスがいっぱいです",
     ),
     // Chinese (QQ, NetEase 163/126, Sina, Aliyun)
-    w(
+    l(
         Reason::MailboxFull,
+        "zh",
         r"(邮箱|信箱|郵箱)(空间|容量)?(已满|已滿|不足)|(空间|容量)(已满|不足)|超出(邮箱)?容量",
         "收件人邮箱空间已满",
     ),
     // Korean (Naver, Daum/Kakao, Nate)
-    w(
+    l(
         Reason::MailboxFull,
+        "ko",
         r"(메일함|편지함|사서함)(의)? ?(용량)?(이|가)? ?(가득|꽉|초과|부족)",
         "메일함 용량이 초과되었습니다",
     ),
@@ -403,32 +435,37 @@ pub(crate) const WORDINGS: &[Wording] = &[
         r"bad destination (system|host)",
         "bad destination system",
     ),
-    w(
+    l(
         Reason::HostUnknown,
+        "de",
         r"domain (existiert nicht|nicht gefunden|unbekannt)|unbekannte domain",
         "Domain existiert nicht",
     ),
-    w(
+    l(
         Reason::HostUnknown,
+        "fr",
         r"domaine (inconnu|inexistant)|le domaine n'existe pas",
         "domaine inexistant",
     ),
-    w(
+    l(
         Reason::HostUnknown,
+        "es",
         r"dominio (inexistente|desconocido|sconosciuto)",
         "dominio inexistente",
     ),
-    w(
+    l(
         Reason::HostUnknown,
+        "ru",
         r"(Д|д)омен не (существует|найден)",
         "домен не существует",
     ),
-    w(
+    l(
         Reason::HostUnknown,
+        "ja",
         r"ドメイン(が|は)(存在しません|見つかりません)",
         "ドメインが存在しません",
     ),
-    w(Reason::HostUnknown, r"域名不存在", "收件人域名不存在"),
+    l(Reason::HostUnknown, "zh", r"域名不存在", "收件人域名不存在"),
     w(Reason::UserUnknown, r"user( is)? unknown", "user unknown"),
     w(
         Reason::UserUnknown,
@@ -556,89 +593,104 @@ pub(crate) const WORDINGS: &[Wording] = &[
         "mailbox not found",
     ),
     // Lotus Domino (English and Japanese)
-    w(
+    l(
         Reason::UserUnknown,
+        "ja",
         r"not listed in public name (&|and) address book|domino ディレクトリには見つかりません",
         "User x not listed in public Name & Address Book",
     ),
     // German (GMX, WEB.DE, T-Online, Freenet)
-    w(
+    l(
         Reason::UserUnknown,
+        "de",
         r"(benutzer|empfänger|adresse|mailbox|postfach|e-mail-adresse)( ist)? (unbekannt|existiert nicht|nicht vorhanden|nicht gefunden|ungültig)",
         "Empfänger unbekannt",
     ),
-    w(
+    l(
         Reason::UserUnknown,
+        "de",
         r"unbekannter? (benutzer|empfänger)|ungültige (empfänger)?adresse|kein postfach",
         "unbekannter Empfänger",
     ),
     // French (Orange, Free, SFR, La Poste)
-    w(
+    l(
         Reason::UserUnknown,
+        "fr",
         r"(utilisateur|destinataire|adresse|compte|bo(i|î)te aux lettres)( e-?mail)? (inconnue?|inexistante?|introuvable|invalide)",
         "destinataire inconnu",
     ),
-    w(
+    l(
         Reason::UserUnknown,
+        "fr",
         r"(adresse|compte|utilisateur|destinataire)[^.]{0,30} n'existe pas",
         "cette adresse n'existe pas",
     ),
     // Spanish (Telefónica, Terra, Prodigy)
-    w(
+    l(
         Reason::UserUnknown,
+        "es",
         r"(usuario|destinatario|buz(o|ó)n|cuenta|direcci(o|ó)n)( de correo)? (desconocid[oa]|inexistente|no existe|no encontrad[oa]|no v(a|á)lid[oa])",
         "usuario desconocido",
     ),
-    w(
+    l(
         Reason::UserUnknown,
+        "es",
         r"no existe (el|la|ese|esa) (usuario|cuenta|buz(o|ó)n|direcci(o|ó)n)",
         "no existe el usuario",
     ),
     // Portuguese (UOL, Terra, Sapo, BOL)
-    w(
+    l(
         Reason::UserUnknown,
+        "pt",
         r"(usu(a|á)rio|utilizador|destinat(a|á)rio|conta|endere(c|ç)o|caixa postal)( de e-?mail)? (desconhecid[oa]|inexistente|n(a|ã)o existe|n(a|ã)o encontrad[oa]|inv(a|á)lid[oa])",
         "usuário desconhecido",
     ),
     // Italian (Libero, Virgilio, Tiscali, Aruba)
-    w(
+    l(
         Reason::UserUnknown,
+        "it",
         r"(utente|destinatario|indirizzo|casella)( di posta| email| e-mail)? (sconosciut[oa]|inesistente|non esiste|non trovat[oa]|non valid[oa])",
         "utente sconosciuto",
     ),
     // Dutch (KPN, Ziggo, XS4ALL)
-    w(
+    l(
         Reason::UserUnknown,
+        "nl",
         r"(gebruiker|ontvanger|adres|mailbox|postvak)( is)? (onbekend|bestaat niet|niet gevonden)|onbekende (gebruiker|ontvanger)",
         "onbekende gebruiker",
     ),
     // Polish (WP, Onet, Interia)
-    w(
+    l(
         Reason::UserUnknown,
+        "pl",
         r"(użytkownik|konto|adres|skrzynka|odbiorca)( odbiorcy)? (nie istnieje|nieznany|nie został znaleziony)|nieznany (użytkownik|odbiorca|adres)|nie ma takiego (użytkownika|konta|adresu)",
         "użytkownik nie istnieje",
     ),
     // Russian (Mail.ru, Yandex, Rambler)
-    w(
+    l(
         Reason::UserUnknown,
+        "ru",
         r"((П|п)ользовател(ь|я)|(П|п)олучател(ь|я)|(А|а)дрес(а)?|(Я|я)щик(а)?|(А|а)ккаунт(а)?|(У|у)четн\S* запис\S*)( \S+)? (не существует|не найден(а)?|неизвест\S*)|(Н|н)ет такого ((П|п)ользователя|ящика|адреса)|(Т|т)акого (ящика|(П|п)ользователя) нет|(Н|н)еизвестный ((П|п)ользователь|адрес|(П|п)олучатель)",
         "Пользователь не найден",
     ),
     // Japanese (Docomo, au, SoftBank, Biglobe, Nifty)
-    w(
+    l(
         Reason::UserUnknown,
+        "ja",
         r"(宛先|あて先|メールアドレス|アドレス|ユーザー?|受信者|アカウント)(が|は)?(存在しません|見つかりません|不明)|存在しない(メールアドレス|アドレス|ユーザー?)|宛先不明",
         "このメールアドレスは存在しません",
     ),
     // Chinese (QQ, NetEase 163/126, Sina, Aliyun)
-    w(
+    l(
         Reason::UserUnknown,
+        "zh",
         r"(用户|用戶|收件人|收件者|邮箱|郵箱|信箱|帐号|账号|帳號|账户|地址|使用者)(名)?(不存在|无效|無效)|查无此(用户|人)|无此用户",
         "收件人不存在",
     ),
     // Korean (Naver, Daum/Kakao, Nate)
-    w(
+    l(
         Reason::UserUnknown,
+        "ko",
         r"존재하지 않는 (계정|사용자|아이디|주소|메일|수신자)|(사용자|수신자|계정|받는 사람)(를|을|이|가)? ?(찾을 수 없|존재하지 않)|없는 (사용자|계정|메일 ?주소|아이디)",
         "존재하지 않는 계정입니다",
     ),
@@ -877,6 +929,11 @@ pub(crate) const WORDINGS: &[Wording] = &[
 pub(crate) const PLAINLY_UNKNOWN: &[Wording] = &[
     w(
         Reason::UserUnknown,
+        r"not listed in public name (&|and) address book",
+        "User not listed in public Name & Address Book",
+    ),
+    w(
+        Reason::UserUnknown,
         r"recipient ?not ?found",
         "550 5.1.1 Recipient not found",
     ),
@@ -966,10 +1023,14 @@ mod tests {
         assert!(wrong.is_empty(), "{}", wrong.join("\n"));
     }
 
-    /// Each plain wording is read as user unknown even under a 5.7.1 status.
+    /// Each plain wording (and every user-unknown wording in another language) is read as
+    /// user unknown even under a 5.7.1 status.
     #[test]
     fn plain_wordings_beat_a_policy_status() {
-        for e in PLAINLY_UNKNOWN {
+        let other_languages = WORDINGS
+            .iter()
+            .filter(|e| e.reason == Reason::UserUnknown && e.lang != "en");
+        for e in PLAINLY_UNKNOWN.iter().chain(other_languages) {
             let diagnostic = format!("smtp; 550 5.7.1 {}", e.example);
             assert_eq!(
                 decide("5.7.1", &diagnostic, None),
