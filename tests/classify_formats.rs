@@ -105,6 +105,12 @@ const EXPECTED: &[(&str, MessageKind, &[(&str, bool)])] = &[
         &[("goma@example.org", HARD)],
     ),
     ("body-only-report.eml", Bounce, &[("ume@example.jp", HARD)]),
+    // OpenSMTPD reports an envelope dropped at the end of its queue lifetime as "delayed".
+    (
+        "opensmtpd-expired.eml",
+        Bounce,
+        &[("hotaru@example.com", SOFT)],
+    ),
     // Never a hard bounce
     ("vacation-mentions-failure.eml", AutoReply, &[]),
     ("delay-warning.eml", Delay, &[("nori@example.com", SOFT)]),

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 // Unicode classes the automata stay small and fast.
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
+use super::text::contains_ci;
 use super::{Reason, wordings};
 
 /// The wordings of [`wordings::WORDINGS`], one alternation per run of entries with the
@@ -210,6 +211,12 @@ pub(crate) fn decide(status: &str, diagnostic: &str, command: Option<Command>) -
         return Reason::Rejected;
     }
     let reason = match (by_text, by_code) {
+        // "Access denied" is how Microsoft's edge refuses an unknown recipient (5.4.1),
+        // but under a 5.7.x status it is the policy refusal it says.
+        (
+            Some(Reason::UserUnknown),
+            Some(c @ (Reason::Blocked | Reason::PolicyViolation | Reason::SpamDetected)),
+        ) if contains_ci(diagnostic, "access denied") => c,
         (Some(Reason::UserUnknown), Some(Reason::UserUnknown)) => Reason::UserUnknown,
         (Some(Reason::UserUnknown), _) if command == Some(Command::Rcpt) => Reason::UserUnknown,
         (

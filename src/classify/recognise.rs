@@ -141,7 +141,13 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
             status = s.to_string();
         }
         let reply = find_reply_code(&r.diagnostic);
+        // OpenSMTPD reports the envelope it dropped at the end of its queue lifetime as
+        // `delayed`; the message will never be delivered.
+        let expired = r.action == "delayed"
+            && status.ends_with(".4.7")
+            && contains_ci(&r.diagnostic, "envelope expired");
         let action = match r.action.as_str() {
+            _ if expired => "failed",
             "" => match status
                 .as_bytes()
                 .first()
