@@ -12,8 +12,11 @@ use MessageKind::{AutoReply, Bounce, Complaint, Delay};
 const HARD: bool = true;
 const SOFT: bool = false;
 
-/// File, kind, and the recipients in report order with hard (true) or soft.
-const EXPECTED: &[(&str, MessageKind, &[(&str, bool)])] = &[
+/// The recipients in report order, each with hard (true) or soft.
+type Recipients = &'static [(&'static str, bool)];
+
+/// File, kind, and its recipients.
+const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
     // Which address
     (
         "exchange-smtp-tag.eml",
