@@ -84,6 +84,16 @@ pub(crate) const WORDINGS: &[Wording] = &[
     w(Reason::MailboxFull, r"out of storage", "out of storage"),
     w(Reason::MailboxFull, r"account is full", "account is full"),
     w(Reason::MailboxFull, r"full mailbox", "full mailbox"),
+    w(
+        Reason::MailboxFull,
+        r"(inbox|mailbox|mail box) (is )?(full|over (its )?(size )?limit)|mailbox (size )?limit exceeded|(has )?exceeded (his|her|their|its) (storage |mailbox )?(quota|limit)",
+        "The recipient's inbox is full",
+    ),
+    w(
+        Reason::MailboxFull,
+        r"not enough (disk |storage )?space|(storage|space) (limit )?exceeded",
+        "452 Not enough storage space for this user",
+    ),
     // German (GMX, WEB.DE, T-Online, Freenet)
     l(
         Reason::MailboxFull,
@@ -560,6 +570,16 @@ pub(crate) const WORDINGS: &[Wording] = &[
     w(Reason::UserUnknown, r"does not exist", "does not exist"),
     w(
         Reason::UserUnknown,
+        r"not our customer|addressee unknown|no such address|unknown local part|unable to find (the )?recipient|user account (is )?unavailable",
+        "550 Addressee unknown",
+    ),
+    w(
+        Reason::UserUnknown,
+        r"(e-?mail )?address (is )?no longer (valid|in use|active)",
+        "This email address is no longer valid",
+    ),
+    w(
+        Reason::UserUnknown,
         r"not listed in [^.]*directory",
         "not listed in directory",
     ),
@@ -1024,20 +1044,26 @@ mod tests {
     }
 
     /// Each plain wording (and every user-unknown wording in another language) is read as
-    /// user unknown even under a 5.7.1 status.
+    /// user unknown under a generic status and under a 5.7.1 one — except "access denied",
+    /// which a 5.7.x status makes the policy refusal it says.
     #[test]
-    fn plain_wordings_beat_a_policy_status() {
+    fn plain_wordings_beat_a_generic_or_policy_status() {
         let other_languages = WORDINGS
             .iter()
             .filter(|e| e.reason == Reason::UserUnknown && e.lang != "en");
         for e in PLAINLY_UNKNOWN.iter().chain(other_languages) {
-            let diagnostic = format!("smtp; 550 5.7.1 {}", e.example);
-            assert_eq!(
-                decide("5.7.1", &diagnostic, None),
-                Reason::UserUnknown,
-                "{}",
-                e.pattern
-            );
+            for status in ["5.0.0", "5.0.910", "", "5.7.1"] {
+                if status == "5.7.1" && e.pattern.contains("access denied") {
+                    continue;
+                }
+                let diagnostic = format!("smtp; 550 {status} {}", e.example);
+                assert_eq!(
+                    decide(status, &diagnostic, None),
+                    Reason::UserUnknown,
+                    "{status} {}",
+                    e.pattern
+                );
+            }
         }
     }
 
