@@ -116,6 +116,7 @@ const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
     ),
     // Never a hard bounce
     ("vacation-mentions-failure.eml", AutoReply, &[]),
+    ("vacation-with-recipient-line.eml", AutoReply, &[]),
     ("delay-warning.eml", Delay, &[("nori@example.com", SOFT)]),
     // Languages: user unknown is hard, a full mailbox soft
     ("de-gmx-unknown.eml", Bounce, &[("karl@example.de", HARD)]),

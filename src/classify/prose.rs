@@ -178,11 +178,15 @@ pub(crate) fn looks_like_bounce(message: &Message<'_>, report: &str) -> bool {
     {
         return true;
     }
-    let subject = message.subject().unwrap_or("");
-    if SUBJECT_WORDS.iter().any(|w| contains_ci(subject, w)) {
+    if bounce_subject(message.subject().unwrap_or("")) {
         return true;
     }
     BODY_PHRASES.iter().any(|p| contains_ci(report, p))
+}
+
+/// Whether a subject is one delivery reports give themselves.
+pub(crate) fn bounce_subject(subject: &str) -> bool {
+    SUBJECT_WORDS.iter().any(|w| contains_ci(subject, w))
 }
 
 const SUBJECT_WORDS: &[&str] = &[

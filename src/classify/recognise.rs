@@ -436,6 +436,12 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
+    // An automatic reply that mentions a failed delivery in its text is still an automatic
+    // reply; a report *about* an automatic reply says so in a bounce subject.
+    let subject = cx.message.subject().unwrap_or("");
+    if vacation_subject(subject) && !prose::bounce_subject(subject) {
+        return None;
+    }
     let (entries, preamble) = cx.entries();
     let mut entries: Vec<Entry> = entries.clone();
     if entries.is_empty() {
@@ -509,8 +515,15 @@ fn recognise_auto_reply(cx: &Context<'_, '_>) -> Option<Found> {
     {
         return Some(Found::AutoReply);
     }
-    let subject = m.subject().unwrap_or("");
-    if [
+    if vacation_subject(m.subject().unwrap_or("")) {
+        return Some(Found::AutoReply);
+    }
+    None
+}
+
+/// A subject an automatic reply gives itself.
+fn vacation_subject(subject: &str) -> bool {
+    [
         "out of office",
         "out of the office",
         "automatic reply",
@@ -523,8 +536,4 @@ fn recognise_auto_reply(cx: &Context<'_, '_>) -> Option<Found> {
     .iter()
     .any(|p| contains_ci(subject, p))
         || starts_with_ci(subject, "auto:")
-    {
-        return Some(Found::AutoReply);
-    }
-    None
 }
