@@ -164,3 +164,36 @@ fn recipients(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_in_any_order_and_event_publishing() {
+        let text = r#"{"eventType":"Bounce","bounce":{"bouncedRecipients":[
+            {"status":"5.2.2","emailAddress":"a@example.org","diagnosticCode":"smtp; 552 full"},
+            {"emailAddress":"b@example.org"}],"bounceType":"Permanent","bounceSubType":"NoEmail"}}"#;
+        let Some(Notification::Bounce(list)) = read(text) else {
+            panic!("not read as a bounce");
+        };
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0].final_recipient, "a@example.org");
+        assert_eq!(list[0].status, "5.2.2");
+        assert_eq!(list[0].diagnostic, "smtp; 552 full");
+        assert_eq!(list[1].final_recipient, "b@example.org");
+        assert_eq!(list[1].status, "5.1.1");
+        assert_eq!(list[1].action, "failed");
+    }
+
+    #[test]
+    fn deliveries_and_other_text() {
+        let text = r#"{"notificationType":"Delivery","delivery":{"recipients":["c@example.org"]}}"#;
+        let Some(Notification::Delivery(list)) = read(text) else {
+            panic!("not read as a delivery");
+        };
+        assert_eq!(list[0].final_recipient, "c@example.org");
+        assert_eq!(list[0].action, "delivered");
+        assert!(read("An ordinary message about a bounceType.").is_none());
+    }
+}
