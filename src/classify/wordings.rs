@@ -642,7 +642,7 @@ pub(crate) const WORDINGS: &[Wording] = &[
     l(
         Reason::UserUnknown,
         "fr",
-        r"(adresse|compte|utilisateur|destinataire)[^.]{0,30} n'existe pas",
+        r"(adresse|compte|utilisateur|destinataire)[^.]* n'existe pas",
         "cette adresse n'existe pas",
     ),
     // Spanish (Telefónica, Terra, Prodigy)
