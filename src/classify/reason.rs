@@ -140,20 +140,21 @@ static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// or `RCPT TO:<a@b> ... 550 ...` on one line) the refused command is the last one sent
 /// before the first 4xx/5xx reply.
 fn transcript_command(text: &str) -> Option<Command> {
+    // Most diagnostics are no transcript: a cheap test keeps the scan off them.
+    if !(contains_ci(text, "rcpt to:") || contains_ci(text, "mail from:")) {
+        return None;
+    }
     let re = TRANSCRIPT.as_ref()?;
     let mut last = None;
-    for caps in re.captures_iter(text.as_bytes()) {
-        if let Some(verb) = caps.get(1) {
-            let v = verb.as_bytes();
-            last = Some(if v[0].eq_ignore_ascii_case(&b'r') {
-                Command::Rcpt
-            } else if v[0].eq_ignore_ascii_case(&b'm') {
-                Command::Mail
-            } else {
-                Command::Data
-            });
-        } else if last.is_some() {
-            return last;
+    for m in re.find_iter(text.as_bytes()) {
+        let t = m.as_bytes();
+        let first = t.iter().find(|b| !b.is_ascii_whitespace() && **b != b':');
+        match first.map(u8::to_ascii_lowercase) {
+            Some(b'r') => last = Some(Command::Rcpt),
+            Some(b'm') => last = Some(Command::Mail),
+            Some(b'>' | b'-') => last = Some(Command::Data),
+            _ if last.is_some() => return last,
+            _ => {}
         }
     }
     None

@@ -266,6 +266,10 @@ fn inline_fields(text: &str) -> Vec<DsnRecipient> {
 
 /// Amazon SES notifications (JSON, escaped in an SNS envelope, or re-printed loosely).
 fn recognise_ses(cx: &Context<'_, '_>) -> Option<Found> {
+    let named = |t: &str| t.contains("notificationType") || t.contains("eventType");
+    if !named(&cx.report) && !named(&cx.pasted) {
+        return None;
+    }
     let text = if cx.pasted.is_empty() {
         std::borrow::Cow::Borrowed(cx.report.as_str())
     } else {
