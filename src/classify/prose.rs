@@ -181,8 +181,19 @@ pub(crate) fn looks_like_bounce(message: &Message<'_>, report: &str) -> bool {
     if bounce_subject(message.subject().unwrap_or("")) {
         return true;
     }
-    BODY_PHRASES.iter().any(|p| contains_ci(report, p))
+    BODY.as_ref()
+        .is_some_and(|re| re.is_match(report.as_bytes()))
 }
+
+/// The body phrases as one automaton: a message that reaches this test is read once, not
+/// once per phrase.
+static BODY: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::sync::LazyLock::new(|| {
+    let alternation: Vec<String> = BODY_PHRASES
+        .iter()
+        .map(|p| super::reason::byte_pattern(&regex::escape(p)))
+        .collect();
+    regex::bytes::Regex::new(&format!("(?i-u){}", alternation.join("|"))).ok()
+});
 
 /// Whether a subject is one delivery reports give themselves.
 pub(crate) fn bounce_subject(subject: &str) -> bool {
@@ -566,6 +577,22 @@ pub(crate) fn is_delay_notice(message: &Message<'_>, report: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_phrases_compile_and_match() {
+        assert!(BODY.is_some());
+        for p in BODY_PHRASES {
+            assert!(
+                BODY.as_ref()
+                    .is_some_and(|re| re.is_match(format!("x {p} y").as_bytes())),
+                "{p}"
+            );
+        }
+        assert!(
+            BODY.as_ref()
+                .is_some_and(|re| re.is_match("YOUR MESSAGE COULD NOT BE DELIVERED".as_bytes()))
+        );
+    }
 
     #[test]
     fn recipient_lines() {
