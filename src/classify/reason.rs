@@ -131,6 +131,9 @@ static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+static TRANSCRIPT_GATE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i-u)rcpt to:|mail from:").ok());
+
 static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"(?i-u)(rcpt to:|mail from:|(?:>>>|-->)\s*data\b)|(?:^|[\s:])([45][0-9][0-9])[\s-]")
         .ok()
@@ -141,7 +144,10 @@ static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// before the first 4xx/5xx reply.
 fn transcript_command(text: &str) -> Option<Command> {
     // Most diagnostics are no transcript: a cheap test keeps the scan off them.
-    if !(contains_ci(text, "rcpt to:") || contains_ci(text, "mail from:")) {
+    if !TRANSCRIPT_GATE
+        .as_ref()
+        .is_some_and(|g| g.is_match(text.as_bytes()))
+    {
         return None;
     }
     let re = TRANSCRIPT.as_ref()?;
@@ -252,6 +258,7 @@ mod tests {
     fn patterns_compile() {
         assert_eq!(SET.len(), GROUPS.len());
         assert!(COMMAND.is_some());
+        assert!(TRANSCRIPT.is_some() && TRANSCRIPT_GATE.is_some());
         assert!(PLAINLY_UNKNOWN.is_some());
     }
 
