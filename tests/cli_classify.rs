@@ -393,7 +393,7 @@ fn the_corpus_summary_counts_one_message_per_eml_file() {
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(
-            "\n\n432 message(s): 129 would count toward hardBounceCount, 303 would not.\n"
+            "\n\n432 message(s): 131 would count toward hardBounceCount, 301 would not.\n"
         ),
         "summary:\n{}",
         &out[out.len().saturating_sub(800)..]

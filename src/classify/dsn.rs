@@ -23,6 +23,8 @@ pub(crate) struct DsnRecipient {
 impl DsnRecipient {
     /// The address the report is about: the final recipient, else the original one
     /// (also when the final "recipient" is a file or program an alias delivered to).
+    /// Bounce libraries (and the corpus's reference verdicts) name the final recipient
+    /// when an alias or forward rewrote the address, so the original is not preferred.
     pub fn address(&self) -> &str {
         if self.final_recipient.contains('@') || !self.original_recipient.contains('@') {
             if self.final_recipient.is_empty() {

@@ -19,7 +19,9 @@ mod notifybc;
 mod prose;
 mod reason;
 mod recognise;
+mod ses;
 mod text;
+mod wordings;
 
 use serde::{Deserialize, Serialize};
 

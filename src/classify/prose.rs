@@ -178,11 +178,26 @@ pub(crate) fn looks_like_bounce(message: &Message<'_>, report: &str) -> bool {
     {
         return true;
     }
-    let subject = message.subject().unwrap_or("");
-    if SUBJECT_WORDS.iter().any(|w| contains_ci(subject, w)) {
+    if bounce_subject(message.subject().unwrap_or("")) {
         return true;
     }
-    BODY_PHRASES.iter().any(|p| contains_ci(report, p))
+    BODY.as_ref()
+        .is_some_and(|re| re.is_match(report.as_bytes()))
+}
+
+/// The body phrases as one automaton: a message that reaches this test is read once, not
+/// once per phrase.
+static BODY: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::sync::LazyLock::new(|| {
+    let alternation: Vec<String> = BODY_PHRASES
+        .iter()
+        .map(|p| super::reason::byte_pattern(&regex::escape(p)))
+        .collect();
+    regex::bytes::Regex::new(&format!("(?i-u){}", alternation.join("|"))).ok()
+});
+
+/// Whether a subject is one delivery reports give themselves.
+pub(crate) fn bounce_subject(subject: &str) -> bool {
+    SUBJECT_WORDS.iter().any(|w| contains_ci(subject, w))
 }
 
 const SUBJECT_WORDS: &[&str] = &[
@@ -212,6 +227,42 @@ const SUBJECT_WORDS: &[&str] = &[
     "delivery delayed",
     "mail failure",
     "permanent delivery",
+    // German, French, Spanish, Portuguese, Italian, Dutch, Polish, Russian, Japanese,
+    // Chinese, Korean: the subjects of their large providers' reports.
+    "unzustellbar",
+    "nicht zustellbar",
+    "non remis",
+    "échec de la remise",
+    "echec de la remise",
+    "message non délivré",
+    "no se puede entregar",
+    "no entregado",
+    "mensaje devuelto",
+    "não entregue",
+    "falha na entrega",
+    "mensagem devolvida",
+    "mancato recapito",
+    "impossibile recapitare",
+    "messaggio non recapitato",
+    "onbestelbaar",
+    "niet afgeleverd",
+    "niedostarczon",
+    "nie można dostarczyć",
+    "недоставленное сообщение",
+    "не доставлено",
+    "не удалось доставить",
+    "配信不能",
+    "配送エラー",
+    "送信エラー",
+    "未達",
+    "退信",
+    "退回",
+    "无法投递",
+    "投递失败",
+    "發送失敗",
+    "전송 실패",
+    "반송",
+    "전달되지 않",
 ];
 
 const BODY_PHRASES: &[&str] = &[
@@ -235,6 +286,52 @@ const BODY_PHRASES: &[&str] = &[
     "delivery to the following",
     "following address",
     "following recipient",
+    // Report structures whose wording is the reporting software's own.
+    "this is the mail system at host",
+    "this is the qmail-send program",
+    "mail delivery software",
+    "delivery status notification",
+    "smtp error from remote",
+    "remote host said:",
+    "permanent fatal errors",
+    "permanent fatal delivery errors",
+    "was not delivered to:",
+    "transcript of session follows",
+    "non-delivery report",
+    "delivery has failed to these recipients",
+    "message you sent could not",
+    "your message wasn't delivered",
+    "your message couldn't be delivered",
+    "address not found",
+    // Other languages.
+    "konnte nicht zugestellt werden",
+    "nicht zugestellt werden",
+    "n'a pas pu être remis",
+    "n'a pas pu être distribué",
+    "impossible de remettre",
+    "no se pudo entregar",
+    "no ha podido ser entregado",
+    "não pôde ser entregue",
+    "não foi possível entregar",
+    "non è stato possibile recapitare",
+    "non è stato recapitato",
+    "kon niet worden afgeleverd",
+    "niet worden bezorgd",
+    "nie mogła zostać dostarczona",
+    "nie może zostać dostarczona",
+    "не может быть доставлено",
+    "не удалось доставить",
+    "не было доставлено",
+    "配信できませんでした",
+    "送信できませんでした",
+    "届きませんでした",
+    "无法送达",
+    "无法投递",
+    "未能送达",
+    "投递失败",
+    "無法傳遞",
+    "전달할 수 없",
+    "전송하지 못했",
 ];
 
 /// One recipient found in a prose report and what the report says about it.
@@ -263,6 +360,21 @@ const DENIED_WORDS: &[&str] = &[
     "for",
 ];
 
+/// Phrases of a line that offers help ("contact mike@example.org for help").
+const HELP_PHRASES: &[&str] = &[
+    "contact ",
+    "for help",
+    "for assistance",
+    "for more information",
+    "for further information",
+    "if you have questions",
+    "if you have any questions",
+    "questions?",
+    "helpdesk",
+    "help desk",
+    "support team",
+];
+
 const HEADER_LABELS: &[&str] = &[
     "to",
     "cc",
@@ -282,6 +394,10 @@ const HEADER_LABELS: &[&str] = &[
 fn recipient_on_line(line: &str) -> Option<&str> {
     let t = line.trim();
     let address = addresses(t).next()?;
+    // Help text names whom to ask, never who failed.
+    if HELP_PHRASES.iter().any(|p| contains_ci(t, p)) {
+        return None;
+    }
     let pos = t.find(address)?;
     let before = t[..pos].trim_end_matches(['<', '"', '\'', '(', '[', ' ', '\t']);
     let lead = before.trim_start_matches(|c: char| {
@@ -320,6 +436,7 @@ fn recipient_on_line(line: &str) -> Option<&str> {
         return None;
     }
     if lower.ends_with(':')
+        || lower.ends_with('\u{ff1a}')
         || lower.ends_with(" to")
         || lower.ends_with(" to:")
         || lower.ends_with(" recipient")
@@ -373,9 +490,21 @@ pub(crate) fn entries(message: &Message<'_>, report: &str) -> (Vec<Entry>, Strin
     let mut entries: Vec<Entry> = Vec::new();
     let mut preamble = String::new();
     let mut current: Option<usize> = None;
+    let mut previous = "";
     for line in report.lines() {
-        let found =
-            recipient_on_line(line).filter(|a| !own.iter().any(|o| o.eq_ignore_ascii_case(a)));
+        // Exim names a recipient it may not disclose by the address it came from:
+        // "an undisclosed address" then "(generated from a@b.example)".
+        let undisclosed = previous.eq_ignore_ascii_case("an undisclosed address")
+            && contains_ci(line, "generated from");
+        if !line.trim().is_empty() {
+            previous = line.trim();
+        }
+        let found = if undisclosed {
+            addresses(line).next()
+        } else {
+            recipient_on_line(line)
+        }
+        .filter(|a| !own.iter().any(|o| o.eq_ignore_ascii_case(a)));
         if let Some(a) = found {
             let same = current.is_some_and(|i| entries[i].address.eq_ignore_ascii_case(a));
             if !same {
@@ -450,6 +579,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn body_phrases_compile_and_match() {
+        assert!(BODY.is_some());
+        for p in BODY_PHRASES {
+            assert!(
+                BODY.as_ref()
+                    .is_some_and(|re| re.is_match(format!("x {p} y").as_bytes())),
+                "{p}"
+            );
+        }
+        assert!(
+            BODY.as_ref()
+                .is_some_and(|re| re.is_match("YOUR MESSAGE COULD NOT BE DELIVERED".as_bytes()))
+        );
+    }
+
+    #[test]
     fn recipient_lines() {
         for (line, want) in [
             ("  kijitora@example.jp", Some("kijitora@example.jp")),
@@ -481,6 +626,8 @@ mod tests {
             ("Hello a@example.org,", None),
             ("Duplicated Message-ID in <a@example.org>.", None),
             ("no address here", None),
+            ("Please contact <help@example.org> for help.", None),
+            ("Questions? Send mail to: help@example.org", None),
         ] {
             assert_eq!(recipient_on_line(line), want, "{line}");
         }

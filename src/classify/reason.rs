@@ -9,92 +9,44 @@ use std::sync::LazyLock;
 // Unicode classes the automata stay small and fast.
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
-use super::Reason;
+use super::text::contains_ci;
+use super::{Reason, wordings};
 
-/// Patterns per reason, tried in this order: the first reason with a matching pattern wins.
-/// Wording that names the address's own state (unknown, moved, full) comes before wording
-/// about the sender or the message, because the former is what a bounce processor acts on.
-const PATTERNS: &[(Reason, &str)] = &[
-    (
-        Reason::MailboxFull,
-        r"mailbox (is )?full|mail ?box[^.]*(full|quota)|over ?quota|quota (exceeded|full)|exceeded (storage|(the )?quota|[^.]*storage allocation)|(storage|disk) quota|insufficient (storage|mailbox)|mailfolder is full|user[^.]*(is )?over[^.]*(quota|limit)|too much mail|out of storage|account is full|full mailbox",
-    ),
-    (
-        Reason::MesgTooBig,
-        r"message (size )?(exceeds|is too (big|large)|too (big|large))|(size|length) (exceeds|limit)|too large|exceeds (the )?(maximum )?(message )?size|message size [^.]*(exceed|limit)|mail size",
-    ),
-    (
-        Reason::NotAccept,
-        r"(host|domain)( or domain| name)?(/(host|domain))? does not accept (any )?mail|null mx|accepts no mail|indicated no smtp service|not accepting (network )?messages|couldn't find a mail exchanger|no mx (record )?found|does not accept e-?mail for this domain",
-    ),
-    (
-        Reason::Rejected,
-        r"sender address rejected|sender rejected|domain of sender|sender verif(y|ication) failed|unroutable sender|sender (domain|address) (is )?(invalid|unknown|does not exist|not allowed|rejected|denied)|envelope sender|invalid sender|valid from|from address|sender[^.]*(does not|doesn't) exist|bad sender",
-    ),
-    (
-        Reason::Filtered,
-        r"recipient preferences|refused due to recipient|badrcptto|recipient has (rejected|refused)|refused by (the )?recipient",
-    ),
-    (
-        Reason::NetworkError,
-        r"host not found, try again|temporary (dns|lookup) failure",
-    ),
-    (
-        Reason::HasMoved,
-        r"has (been )?moved|address (has )?changed|no longer (at|with) this|moved to",
-    ),
-    (
-        Reason::Suspend,
-        r"(mailbox|account|user|address|recipient)( has been| is)? (temporarily )?(disabled|suspended|deactivated|inactive|locked|frozen|not active|on hold|blocked by the administrator)|is (inactive|disabled|suspended)|suspended (account|mailbox)|account[^.]*(expired|closed)|inactive (account|user|mailbox)|disabled (recipient|mailbox|account|user)|temporar\w* locked|account[^.]*locked",
-    ),
-    (
-        Reason::HostUnknown,
-        r"host (or domain name )?(not found|unknown)|host [a-z0-9.-]+ not found|invalid domain|domain may not exist|domain is not reachable|unknown host|(domain|host) name (not found|lookup failed)|domain (does not exist|not found|unknown)|no such domain|(^|\W)nxdomain|unrouteable|name or service not known|no (mx|mail exchanger|dns) |mx (record )?not found|unknown domain|domain[^.]*(does not|doesn't) exist|illegal host|host does not exist|no route to domain|no valid (mx|host)|bad destination (system|host)",
-    ),
-    (
-        Reason::UserUnknown,
-        r"user( is)? unknown|unknown (user|recipient|local.?part|address|mailbox|alias)|no such (user|mailbox|recipient|address|account|person|local user|email)|(user|mailbox|recipient|address|account|e-?mail|alias|addressee)( address)?( name)? (does not|doesn't|did not) exist|(user|mailbox|recipient|address|account|addressee)( address)? (not found|unknown|is unknown|not known|invalid|unavailable)|invalid (recipient|mailbox|address|user|destination)|not a valid (mailbox|user|recipient|address)|bad destination mailbox|(recipient|mailbox|user|address) is not valid|recipient address rejected: access denied|(is not|isn't) a (known|valid) (user|recipient|mailbox)|(does not|doesn't) have an? [^.]*account|recipient name is not recognized|invalid [^.]*userid|unknown or illegal alias|undeliverable address|no mailbox (here|by that name)|mailbox unavailable|account (that you tried to reach )?does not exist|does not exist|not listed in [^.]*directory|no account|(user|recipient) not (found|local)|unknown in (virtual|local|relay)|address lookup failed|no valid recipients|invalid mailbox|was not found|dosya bulunamadi|mailbox not found|unrouteable address",
-    ),
-    (
-        Reason::AuthFailure,
-        r"\b(spf|dkim|dmarc)\b|sender policy framework|authentication (checks? )?(failed|required)|not authenticated",
-    ),
-    (
-        Reason::Blocked,
-        r"block ?list|black ?list|blocked|(^|\W)(rbl|dnsbl|spamhaus|spamcop|barracuda)|reputation|reverse dns|ptr record|(client|your) (host|ip)|not allowed to send|access denied|connection refused|refused to talk|banned|listed (at|on|in)|deny(ing)? (connection|access)|poor [^.]*reputation|rejected[^.]*(ip|host)",
-    ),
-    (
-        Reason::SpamDetected,
-        r"spam|junk|bulk mail|content (rejected|filter)|message content|unsolicited|virus|malware|suspicious|phishing",
-    ),
-    (
-        Reason::Filtered,
-        r"filter|refused by (the )?recipient|does not accept (mail|e-?mail|messages)|not accept(ing)? (mail|e-?mail|messages)|rule|(recipient|user) (has )?(rejected|refused)|not authori[sz]ed to (receive|send)|restricted|only accepts",
-    ),
-    (
-        Reason::Expired,
-        r"retry time(out)? (not reached|exceeded)|too long in (the )?queue|(message |delivery (time |period )?)?expired|gave up|giving up|could not be delivered (within|for)|delivery time|undeliverable for|time limit|no (response|answer) [^.]*(for|after)|has not been delivered|not (yet )?been delivered|delivery attempts? (will continue|failed for)|timeout|timed out",
-    ),
-    (
-        Reason::TooManyConn,
-        r"too many (connections|messages|recipients|sessions|concurrent)|rate limit|throttl|try (again )?later|temporarily deferred",
-    ),
-    (
-        Reason::PolicyViolation,
-        r"policy|not permitted|prohibited|not allowed|relay(ing)? (denied|not permitted|access denied)",
-    ),
-    (
-        Reason::NetworkError,
-        r"mail loop|loops back|too many hops|hop count|network|connection (lost|reset|timed out)|no route|could not connect|unable to connect|lost connection|dns (error|failure)|temporary (lookup )?failure",
-    ),
-    (
-        Reason::SystemError,
-        r"system (error|failure|config)|internal (server )?error|configuration error|local error|server error|disk (full|space)|insufficient system storage|out of memory|i/o error|service (not available|unavailable)|resources? (temporarily )?unavailable",
-    ),
-];
+/// The wordings of [`wordings::WORDINGS`], one alternation per run of entries with the
+/// same reason, so the set stays as small as the reasons are many.
+static GROUPS: LazyLock<Vec<(Reason, String)>> = LazyLock::new(|| {
+    let mut groups: Vec<(Reason, String)> = Vec::new();
+    for e in wordings::WORDINGS {
+        match groups.last_mut() {
+            Some((r, p)) if *r == e.reason => {
+                p.push('|');
+                p.push_str(&byte_pattern(e.pattern));
+            }
+            _ => groups.push((e.reason, byte_pattern(e.pattern))),
+        }
+    }
+    groups
+});
+
+/// A wording pattern for the byte-oriented set: non-ASCII characters become their UTF-8
+/// bytes (`\xE3\x81...`), which is how they appear in the decoded text.
+pub(crate) fn byte_pattern(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("\\x{b:02X}"));
+            }
+        }
+    }
+    out
+}
 
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
-    RegexSetBuilder::new(PATTERNS.iter().map(|(_, p)| format!("(?i-u){p}")))
+    RegexSetBuilder::new(GROUPS.iter().map(|(_, p)| format!("(?i-u){p}")))
         // Room for the lazy DFA of the whole set, so it is built once and not thrown
         // away and rebuilt on every long diagnostic.
         .dfa_size_limit(16 << 20)
@@ -102,14 +54,20 @@ static SET: LazyLock<RegexSet> = LazyLock::new(|| {
         .unwrap_or_else(|_| RegexSet::empty())
 });
 
-/// Wordings that say the recipient's mailbox does not exist so plainly that no SMTP
-/// context is needed to believe them (they are not the generic "user unknown" that
-/// content filters also use).
+/// The plain user-unknown wordings: the English ones listed as such, and every
+/// user-unknown wording in another language (a provider's own report in its own
+/// language, never a content filter's disguise, which speaks SMTP English).
 static PLAINLY_UNKNOWN: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r"(?i-u)recipient ?not ?found|mailbox unavailable|not listed in [^.]*directory|recipient name is not recognized|invalid final delivery|invalid recipient|address (couldn't|could not) be found|address not found|unknown user:|no mailbox|unknown recipient|recipient address rejected: access denied",
-    )
-    .ok()
+    let alternation: Vec<String> = wordings::PLAINLY_UNKNOWN
+        .iter()
+        .chain(
+            wordings::WORDINGS
+                .iter()
+                .filter(|e| e.reason == Reason::UserUnknown && e.lang != "en"),
+        )
+        .map(|e| byte_pattern(e.pattern))
+        .collect();
+    Regex::new(&format!("(?i-u){}", alternation.join("|"))).ok()
 });
 
 /// The reason the wording gives, if any.
@@ -118,7 +76,7 @@ pub(crate) fn from_text(text: &str) -> Option<Reason> {
         return None;
     }
     let m = SET.matches(text.as_bytes());
-    m.iter().next().map(|i| PATTERNS[i].0)
+    m.iter().next().map(|i| GROUPS[i].0)
 }
 
 /// The reason an RFC 3463 code gives on its own (`5.1.1` → user unknown), if it is precise.
@@ -173,9 +131,47 @@ static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+static TRANSCRIPT_GATE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r"(?i-u)rcpt to:|mail from:").ok());
+
+static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)(rcpt to:|mail from:|(?:>>>|-->)\s*data\b)|(?:^|[\s:])([45][0-9][0-9])[\s-]")
+        .ok()
+});
+
+/// In an SMTP transcript (`>>> RCPT To:<a@b>` then `<<< 550 ...`, MDaemon's `-->`/`<--`,
+/// or `RCPT TO:<a@b> ... 550 ...` on one line) the refused command is the last one sent
+/// before the first 4xx/5xx reply.
+fn transcript_command(text: &str) -> Option<Command> {
+    // Most diagnostics are no transcript: a cheap test keeps the scan off them.
+    if !TRANSCRIPT_GATE
+        .as_ref()
+        .is_some_and(|g| g.is_match(text.as_bytes()))
+    {
+        return None;
+    }
+    let re = TRANSCRIPT.as_ref()?;
+    let mut last = None;
+    for m in re.find_iter(text.as_bytes()) {
+        let t = m.as_bytes();
+        let first = t.iter().find(|b| !b.is_ascii_whitespace() && **b != b':');
+        match first.map(u8::to_ascii_lowercase) {
+            Some(b'r') => last = Some(Command::Rcpt),
+            Some(b'm') => last = Some(Command::Mail),
+            Some(b'>' | b'-') => last = Some(Command::Data),
+            _ if last.is_some() => return last,
+            _ => {}
+        }
+    }
+    None
+}
+
 /// The first SMTP command a report names as the one refused (`in reply to RCPT TO
 /// command`, `after end of data`, `>>> DATA`, `[RCPT_TO]`, ...).
 pub(crate) fn find_command(text: &str) -> Option<Command> {
+    if let Some(c) = transcript_command(text) {
+        return Some(c);
+    }
     let re = COMMAND.as_ref()?;
     let caps = re.captures(text.as_bytes())?;
     let verb = caps
@@ -222,6 +218,12 @@ pub(crate) fn decide(status: &str, diagnostic: &str, command: Option<Command>) -
         return Reason::Rejected;
     }
     let reason = match (by_text, by_code) {
+        // "Access denied" is how Microsoft's edge refuses an unknown recipient (5.4.1),
+        // but under a 5.7.x status it is the policy refusal it says.
+        (
+            Some(Reason::UserUnknown),
+            Some(c @ (Reason::Blocked | Reason::PolicyViolation | Reason::SpamDetected)),
+        ) if contains_ci(diagnostic, "access denied") => c,
         (Some(Reason::UserUnknown), Some(Reason::UserUnknown)) => Reason::UserUnknown,
         (Some(Reason::UserUnknown), _) if command == Some(Command::Rcpt) => Reason::UserUnknown,
         (
@@ -254,9 +256,24 @@ mod tests {
 
     #[test]
     fn patterns_compile() {
-        assert_eq!(SET.len(), PATTERNS.len());
+        assert_eq!(SET.len(), GROUPS.len());
         assert!(COMMAND.is_some());
+        assert!(TRANSCRIPT.is_some() && TRANSCRIPT_GATE.is_some());
         assert!(PLAINLY_UNKNOWN.is_some());
+    }
+
+    #[test]
+    fn transcripts_name_the_refused_command() {
+        let t = ">>> MAIL From:<a@example.org> SIZE=10 <<< 250 ok >>> RCPT To:<b@example.net> <<< 550 5.1.1 unknown";
+        assert_eq!(find_command(t), Some(Command::Rcpt));
+        let t = "--> MAIL From:<a@example.org> <-- 553 sender rejected";
+        assert_eq!(find_command(t), Some(Command::Mail));
+        let t = "RCPT TO:<b@example.net> 250 ok --> DATA <-- 354 go --> . <-- 554 spam";
+        assert_eq!(find_command(t), Some(Command::Data));
+        assert_eq!(
+            find_command("host x said: 550 no (in reply to RCPT TO command)"),
+            Some(Command::Rcpt)
+        );
     }
 
     #[test]
@@ -266,9 +283,58 @@ mod tests {
             decide("5.0.0", "550 5.2.2 Mailbox full", None),
             Reason::MailboxFull
         );
+        // A generic status and a vague wording with nothing to place it at RCPT TO: how
+        // content filters disguise a refusal (Sisimai reads it the same way).
         assert_eq!(
             decide("5.0.0", "550 No such user here", None),
             Reason::Filtered
+        );
+        // A generic status and a plain wording: the wording decides.
+        assert_eq!(
+            decide("5.0.910", "550 Invalid user address", None),
+            Reason::UserUnknown
+        );
+        assert_eq!(
+            decide(
+                "",
+                "550 Requested action not taken: mailbox unavailable",
+                None
+            ),
+            Reason::UserUnknown
+        );
+        assert_eq!(
+            decide("5.0.0", "550 user unknown", Some(Command::Rcpt)),
+            Reason::UserUnknown
+        );
+        assert_eq!(
+            decide("5.0.0", "550 user unknown", Some(Command::Data)),
+            Reason::Filtered
+        );
+        // A specific wording beats a policy status; a vague one does not.
+        assert_eq!(
+            decide("5.7.1", "550 5.7.1 Invalid recipient", None),
+            Reason::UserUnknown
+        );
+        // Full mailboxes and policy blocks worded "rejected" stay soft.
+        assert_eq!(
+            decide(
+                "5.0.0",
+                "550 Recipient address rejected: mailbox full",
+                None
+            ),
+            Reason::MailboxFull
+        );
+        assert_eq!(
+            decide("5.0.0", "550 Recipient address rejected: Greylisted", None),
+            Reason::TooManyConn
+        );
+        assert_eq!(
+            decide(
+                "5.7.1",
+                "550 5.7.1 Recipient address rejected: policy",
+                None
+            ),
+            Reason::PolicyViolation
         );
         assert_eq!(decide("4.4.7", "", None), Reason::Expired);
         assert_eq!(

@@ -6,13 +6,13 @@
 
 use std::cell::OnceCell;
 
-use mail_parser::{Message, MimeHeaders};
+use mail_parser::{Message, MimeHeaders, PartType};
 
 use super::dsn::{self, DsnRecipient};
 use super::prose::{self, Entry};
 use super::reason;
 use super::text::{clean_address, contains_ci, find_reply_code, find_status, starts_with_ci};
-use super::{BouncedRecipient, MessageKind, Reason, Verdict, arf};
+use super::{BouncedRecipient, MessageKind, Reason, Verdict, arf, ses};
 
 /// What a recogniser found.
 pub(crate) enum Found {
@@ -20,6 +20,8 @@ pub(crate) enum Found {
     Report(Vec<DsnRecipient>),
     Complaint(arf::Feedback),
     AutoReply,
+    /// The verdict on a report forwarded as an attached message.
+    Forwarded(Verdict),
 }
 
 /// What the recognisers share: the message and its human-readable report, computed once.
@@ -48,8 +50,10 @@ const TABLE: &[(&str, Recogniser)] = &[
     ("rfc5965-arf", recognise_arf),
     ("rfc3464-dsn", recognise_rfc3464),
     ("rfc3464-fields-in-text", recognise_inline_dsn),
+    ("amazon-ses-notification", recognise_ses),
     ("x-failed-recipients", recognise_x_failed_recipients),
     ("prose-report", recognise_prose),
+    ("forwarded-report", recognise_forwarded),
     ("rfc3834-auto-reply", recognise_auto_reply),
 ];
 
@@ -89,6 +93,7 @@ fn verdict(found: Found) -> Verdict {
             ..empty(MessageKind::Complaint)
         },
         Found::AutoReply => empty(MessageKind::AutoReply),
+        Found::Forwarded(v) => v,
         Found::Report(list) => report_verdict(list),
     }
 }
@@ -128,15 +133,22 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
             continue;
         }
         let mut status = r.status.clone();
-        // A generic code (x.0.0) or none: the diagnostic often carries the precise one.
+        // A generic code (x.0.0) or none: the diagnostic often carries the precise one,
+        // also where it is of another class: an MTA that gave up retrying a 4.x.x reports
+        // 5.0.0, while the cause (a full mailbox, say) stays the temporary one it quoted.
         if (status.is_empty() || status.ends_with(".0.0"))
             && let Some(s) = find_status(&r.diagnostic)
-            && (status.is_empty() || s.as_bytes()[0] == status.as_bytes()[0])
         {
             status = s.to_string();
         }
         let reply = find_reply_code(&r.diagnostic);
+        // OpenSMTPD reports the envelope it dropped at the end of its queue lifetime as
+        // `delayed`; the message will never be delivered.
+        let expired = r.action == "delayed"
+            && status.ends_with(".4.7")
+            && contains_ci(&r.diagnostic, "envelope expired");
         let action = match r.action.as_str() {
+            _ if expired => "failed",
             "" => match status
                 .as_bytes()
                 .first()
@@ -221,17 +233,72 @@ fn recognise_rfc3464(cx: &Context<'_, '_>) -> Option<Found> {
 /// DSN fields pasted into the text of the report (reporters that build the
 /// multipart/report structure wrongly, or not at all).
 fn recognise_inline_dsn(cx: &Context<'_, '_>) -> Option<Found> {
-    let text = &cx.report;
-    let start = line_starting_with(text, "final-recipient:")
-        .or_else(|| line_starting_with(text, "original-recipient:"))?;
-    // Fields before the first recipient (Action, Status) may belong to it.
-    let from = text[..start].rfind("\n\n").map_or(0, |i| i + 2);
-    let mut list = dsn::parse(&text[from..]);
+    let mut list = inline_fields(&cx.report);
     if list.is_empty() {
-        return None;
+        // DSN fields sent as a text part of their own (a `multipart/mixed` report, or a
+        // second text part of a broken `multipart/report`).
+        list = cx
+            .message
+            .parts
+            .iter()
+            .filter(|p| !p.is_content_type("text", "rfc822-headers"))
+            .filter_map(|p| match &p.body {
+                PartType::Text(t) => Some(inline_fields(t)),
+                _ => None,
+            })
+            .find(|l| !l.is_empty())?;
     }
     fill_diagnostics(&mut list, cx);
     Some(Found::Report(list))
+}
+
+/// The per-recipient DSN fields in a text, from the first `Final-Recipient` (or
+/// `Original-Recipient`) line on.
+fn inline_fields(text: &str) -> Vec<DsnRecipient> {
+    let Some(start) = line_starting_with(text, "final-recipient:")
+        .or_else(|| line_starting_with(text, "original-recipient:"))
+    else {
+        return Vec::new();
+    };
+    // Fields before the first recipient (Action, Status) may belong to it.
+    let from = text[..start].rfind("\n\n").map_or(0, |i| i + 2);
+    dsn::parse(&text[from..])
+}
+
+/// Amazon SES notifications (JSON, escaped in an SNS envelope, or re-printed loosely).
+fn recognise_ses(cx: &Context<'_, '_>) -> Option<Found> {
+    let named = |t: &str| t.contains("notificationType") || t.contains("eventType");
+    if !named(&cx.report) && !named(&cx.pasted) {
+        return None;
+    }
+    let text = if cx.pasted.is_empty() {
+        std::borrow::Cow::Borrowed(cx.report.as_str())
+    } else {
+        std::borrow::Cow::Owned(format!("{}{}", cx.report, cx.pasted))
+    };
+    match ses::read(&text)? {
+        ses::Notification::Bounce(list) | ses::Notification::Delivery(list) => {
+            Some(Found::Report(list))
+        }
+        ses::Notification::Complaint(fb) => Some(Found::Complaint(fb)),
+    }
+}
+
+/// A report forwarded as an attached message (a relay or a person passed the bounce
+/// on): the attached message is read as a report of its own. Only a report counts;
+/// an ordinary attached original says nothing.
+fn recognise_forwarded(cx: &Context<'_, '_>) -> Option<Found> {
+    cx.message.parts.iter().find_map(|p| match &p.body {
+        PartType::Message(inner) => {
+            let v = super::classify_parsed(inner);
+            matches!(
+                v.kind,
+                MessageKind::Bounce | MessageKind::Delay | MessageKind::Complaint
+            )
+            .then_some(Found::Forwarded(v))
+        }
+        _ => None,
+    })
 }
 
 /// Byte offset of the first line starting (case-insensitively) with `prefix`.
@@ -374,6 +441,12 @@ fn recognise_prose(cx: &Context<'_, '_>) -> Option<Found> {
     if cx.report.is_empty() || !prose::looks_like_bounce(cx.message, &cx.report) {
         return None;
     }
+    // An automatic reply that mentions a failed delivery in its text is still an automatic
+    // reply; a report *about* an automatic reply says so in a bounce subject.
+    let subject = cx.message.subject().unwrap_or("");
+    if vacation_subject(subject) && !prose::bounce_subject(subject) {
+        return None;
+    }
     let (entries, preamble) = cx.entries();
     let mut entries: Vec<Entry> = entries.clone();
     if entries.is_empty() {
@@ -447,8 +520,15 @@ fn recognise_auto_reply(cx: &Context<'_, '_>) -> Option<Found> {
     {
         return Some(Found::AutoReply);
     }
-    let subject = m.subject().unwrap_or("");
-    if [
+    if vacation_subject(m.subject().unwrap_or("")) {
+        return Some(Found::AutoReply);
+    }
+    None
+}
+
+/// A subject an automatic reply gives itself.
+fn vacation_subject(subject: &str) -> bool {
+    [
         "out of office",
         "out of the office",
         "automatic reply",
@@ -461,8 +541,4 @@ fn recognise_auto_reply(cx: &Context<'_, '_>) -> Option<Found> {
     .iter()
     .any(|p| contains_ci(subject, p))
         || starts_with_ci(subject, "auto:")
-    {
-        return Some(Found::AutoReply);
-    }
-    None
 }

@@ -136,10 +136,18 @@ pub(crate) fn clean_address(s: &str) -> &str {
     {
         t = token;
     }
+    // Typed or tagged values: `rfc822;a@b`, `RFC822:a@b`, Exchange's `SMTP=a@b;` and
+    // `SMTP:a@b`.
+    for tag in ["rfc822;", "rfc822:", "smtp=", "smtp:", "smtp;"] {
+        if starts_with_ci(t, tag) {
+            t = &t[tag.len()..];
+            break;
+        }
+    }
     let t = t.trim_matches(|c: char| {
         matches!(
             c,
-            '<' | '>' | '\'' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '.'
+            '<' | '>' | '\'' | '`' | '(' | ')' | '[' | ']' | ',' | ';' | ':' | '.'
         ) || c.is_whitespace()
     });
     // Quotes go, unless they quote the local part (`"john..doe"@example.org`).
@@ -185,8 +193,13 @@ pub(crate) fn addresses(s: &str) -> impl Iterator<Item = &str> {
                 while l > 0 && is_local_byte(b[l - 1]) {
                     l -= 1;
                 }
-                while l < at && b[l] == b'.' {
+                // Quotes, apostrophes and a `SMTP=` tag around an address in prose are not
+                // part of it.
+                while l < at && matches!(b[l], b'.' | b'\'' | b'`') {
                     l += 1;
+                }
+                if b[l..at].len() > 5 && b[l..l + 5].eq_ignore_ascii_case(b"smtp=") {
+                    l += 5;
                 }
                 if l == at {
                     continue;
@@ -244,6 +257,8 @@ mod tests {
         assert_eq!(v, vec!["a.b@example.com", "c@[192.0.2.1]"]);
         let v: Vec<_> = addresses("<\"john..doe\"@example.org> and \"a b\"@example.org").collect();
         assert_eq!(v, vec!["\"john..doe\"@example.org"]);
+        let v: Vec<_> = addresses("SMTP=a@b.example; 'c@d.example' `e@f.example`").collect();
+        assert_eq!(v, vec!["a@b.example", "c@d.example", "e@f.example"]);
         assert_eq!(clean_address(" <A@B.example> "), "A@B.example");
         assert_eq!(clean_address("\"Name\" <a@b.example>"), "a@b.example");
         assert_eq!(clean_address("a@b.example (comment)"), "a@b.example");
@@ -252,6 +267,11 @@ mod tests {
             "\"j..d\"@b.example"
         );
         assert_eq!(clean_address("\"a@b.example\""), "a@b.example");
+        assert_eq!(clean_address("SMTP=a@b.example;"), "a@b.example");
+        assert_eq!(clean_address("RFC822:<a@b.example>"), "a@b.example");
+        assert_eq!(clean_address("rfc822;'a@b.example'"), "a@b.example");
+        assert_eq!(clean_address("'a@b.example'"), "a@b.example");
+        assert_eq!(clean_address("smtp:a@b.example"), "a@b.example");
     }
     #[test]
     fn reply_codes() {
