@@ -10,6 +10,7 @@
 
 mod bounce;
 mod locks;
+mod transaction;
 mod unsubscribe;
 
 use std::net::IpAddr;
@@ -27,6 +28,7 @@ use crate::reply::Reply;
 
 use crate::classify;
 pub use locks::{AddressLocks, KeyedLocks};
+pub use transaction::{Transaction, TransactionOutcome, deliver_transaction};
 
 /// What the SMTP session hands over once DATA is complete.
 #[derive(Debug, Clone)]

@@ -8,6 +8,7 @@ use std::net::IpAddr;
 use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Request};
 
 use crate::address::{Kind, Recipient, Refusal, Route, Router};
+use crate::flows::Transaction;
 use crate::metrics::{AbortReason, RcptReason};
 use crate::reply::{Reply, printable};
 
@@ -41,21 +42,6 @@ pub enum Action {
     Data(Reply),
     /// XCLIENT from a trusted proxy: the arguments to apply, then greet again.
     Xclient(String),
-}
-
-/// One mail transaction, from MAIL FROM to the end of DATA.
-#[derive(Debug, Clone, Default)]
-pub struct Transaction {
-    /// Reverse path without brackets; empty for the null sender.
-    pub mail_from: String,
-    pub recipients: Vec<Recipient>,
-    pub postmaster: bool,
-}
-
-impl Transaction {
-    pub fn has_recipient(&self) -> bool {
-        self.postmaster || !self.recipients.is_empty()
-    }
 }
 
 /// A hook asked before accepting a `un` or `bn` recipient, so a client or an id that keeps
@@ -560,11 +546,6 @@ fn is_bare_postmaster(line: &[u8]) -> bool {
     rest.iter()
         .position(|&b| b == b'>')
         .is_some_and(|close| rest[..close].eq_ignore_ascii_case(b"postmaster"))
-}
-
-/// Keeps client-supplied text printable and short before it is echoed or logged.
-pub fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(100).collect()
 }
 
 #[cfg(test)]
