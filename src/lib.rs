@@ -2,7 +2,6 @@
 //! bounces into calls on a NotifyBC-style notification service API.
 
 pub mod access;
-pub mod address;
 pub mod api;
 pub mod classify;
 pub mod config;
@@ -14,6 +13,7 @@ pub mod metrics;
 pub mod ops;
 pub mod proxy;
 pub mod reply;
+pub mod router;
 pub mod server;
 pub mod tls;
 pub mod xclient;

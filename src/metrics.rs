@@ -46,8 +46,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
-use crate::address::Kind;
 use crate::limiter::LimitExceeded;
+use crate::router::RecipientKind;
 
 /// Upper bounds of the API latency buckets, in seconds: 1 ms to 10 s.
 pub const API_LATENCY_BUCKETS: [f64; 13] = [
@@ -220,11 +220,11 @@ label_enum! {
     }
 }
 
-impl From<Kind> for MessageKind {
-    fn from(kind: Kind) -> Self {
+impl From<RecipientKind> for MessageKind {
+    fn from(kind: RecipientKind) -> Self {
         match kind {
-            Kind::Unsubscribe => MessageKind::Un,
-            Kind::Bounce => MessageKind::Bn,
+            RecipientKind::Unsubscribe => MessageKind::Un,
+            RecipientKind::Bounce => MessageKind::Bn,
         }
     }
 }
@@ -871,7 +871,7 @@ mod tests {
         m.smtp_reply(CommandClass::Rcpt, 550);
         m.smtp_reply(CommandClass::Data, 354);
         m.message(MessageKind::Un, MessageOutcome::Accepted);
-        m.message(Kind::Bounce.into(), MessageOutcome::from_code(451));
+        m.message(RecipientKind::Bounce.into(), MessageOutcome::from_code(451));
         m.rcpt_rejected(RcptReason::RateLimited);
         m.api_call(
             ApiEndpoint::Unsubscribe,

@@ -11,13 +11,13 @@ use axum::http::Method;
 use common::dsn::Dsn;
 use common::encode_uri_component as encode;
 use common::fake_api::{FakeApi, Fault, FaultRule};
-use notify_inbound::address::{Kind, Recipient};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
 use notify_inbound::reply::Reply;
+use notify_inbound::router::{Recipient, RecipientKind};
 
 const SUBSCRIBER: &str = "bar@foo.com";
 
-fn envelope(kind: Kind, id: &str, code: &str, mail_from: &str) -> Envelope {
+fn envelope(kind: RecipientKind, id: &str, code: &str, mail_from: &str) -> Envelope {
     Envelope {
         client: IpAddr::V4(Ipv4Addr::LOCALHOST),
         mail_from: mail_from.to_string(),
@@ -31,11 +31,11 @@ fn envelope(kind: Kind, id: &str, code: &str, mail_from: &str) -> Envelope {
 }
 
 fn un(id: &str, code: &str, from: &str) -> Envelope {
-    envelope(Kind::Unsubscribe, id, code, from)
+    envelope(RecipientKind::Unsubscribe, id, code, from)
 }
 
 fn bn(id: &str, code: &str) -> Envelope {
-    envelope(Kind::Bounce, id, code, "")
+    envelope(RecipientKind::Bounce, id, code, "")
 }
 
 #[track_caller]

@@ -18,13 +18,13 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::address::{Kind, Recipient};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::coordination::{LockError, RedisLocks};
 use crate::metrics::BounceOutcome;
 use crate::metrics::Metrics;
 use crate::reply::Reply;
+use crate::router::{Recipient, RecipientKind};
 
 use crate::classify;
 pub use locks::{AddressLocks, KeyedLocks};
@@ -156,12 +156,12 @@ impl Processor {
     /// [`Processor::process`], with what became of a bounce.
     pub async fn process_reported(&self, envelope: &Envelope, message: &[u8]) -> Delivered {
         let handled = match envelope.recipient.kind {
-            Kind::Unsubscribe => self.unsubscribe(envelope).await,
-            Kind::Bounce => self.bounce(envelope, message).await,
+            RecipientKind::Unsubscribe => self.unsubscribe(envelope).await,
+            RecipientKind::Bounce => self.bounce(envelope, message).await,
         };
         handled.log(envelope, message.len());
         let mut reply = handled.reply;
-        if envelope.recipient.kind == Kind::Bounce && reply.code == 250 {
+        if envelope.recipient.kind == RecipientKind::Bounce && reply.code == 250 {
             reply = Reply::ok(BOUNCE_ACCEPTED);
         }
         Delivered {

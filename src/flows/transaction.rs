@@ -9,10 +9,10 @@
 use std::net::IpAddr;
 
 use super::{BounceReport, CodeCheck, Deliver, Envelope};
-use crate::address::Recipient;
 use crate::limiter::FailedUnsubscribeLimiter;
 use crate::metrics::MessageKind;
 use crate::reply::{Reply, printable};
+use crate::router::Recipient;
 
 /// One mail transaction, from MAIL FROM to the end of DATA.
 #[derive(Debug, Clone, Default)]

@@ -18,14 +18,14 @@ use tokio::time::Instant;
 
 use super::Context;
 use super::io::{BoxStream, write_all_timeout};
-use super::session::{Action, MAX_COMMAND_LINE, Session};
+use super::session::{Action, MAX_COMMAND_LINE, Session, TlsAtStart};
 use super::shutdown::Phase;
-use crate::address::Kind;
 use crate::flows::{Transaction, TransactionOutcome, deliver_transaction};
 use crate::limiter::{Charge, ConnectionPermit};
 use crate::logging;
 use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageOutcome};
 use crate::reply::Reply;
+use crate::router::RecipientKind;
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +91,12 @@ impl Connection {
         stream: BoxStream,
         client: SocketAddr,
         permit: ConnectionPermit,
-        tls_active: bool,
-        starttls_available: bool,
+        tls: TlsAtStart,
         xclient_allowed: bool,
     ) -> Connection {
         let limits = &ctx.settings.inbound_smtp_server.limits;
         let session_deadline = Instant::now() + Duration::from_secs(limits.session_timeout_secs);
-        let mut session = Session::new(client.ip(), tls_active, starttls_available);
+        let mut session = Session::new(client.ip(), tls);
         session.xclient_allowed = xclient_allowed;
         Connection {
             ctx,
@@ -299,10 +298,13 @@ impl Connection {
     /// Whether the open transaction needs its message kept: a `un` needs none of it (only
     /// the envelope), a `bn` or postmaster message does.
     fn keeps_body(&self) -> bool {
-        self.session
-            .transaction
-            .as_ref()
-            .is_some_and(|tx| tx.postmaster || tx.recipients.iter().any(|r| r.kind == Kind::Bounce))
+        self.session.transaction.as_ref().is_some_and(|tx| {
+            tx.postmaster
+                || tx
+                    .recipients
+                    .iter()
+                    .any(|r| r.kind == RecipientKind::Bounce)
+        })
     }
 
     fn queue(&mut self, reply: &Reply) {

@@ -7,10 +7,10 @@ use std::net::IpAddr;
 
 use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Request};
 
-use crate::address::{Kind, Recipient, Refusal, Route, Router};
 use crate::flows::Transaction;
 use crate::metrics::{AbortReason, RcptReason};
 use crate::reply::{Reply, printable};
+use crate::router::{Recipient, RecipientKind, Refusal, Route, Router};
 
 /// Command lines longer than this (CRLF included) get `500 5.5.2` (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -44,6 +44,17 @@ pub enum Action {
     Xclient(String),
 }
 
+/// Where a connection stands with TLS when its session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsAtStart {
+    /// Implicit TLS: the handshake is done before the greeting.
+    Active,
+    /// Plain text, with STARTTLS offered.
+    Offered,
+    /// Plain text, no TLS on this listener.
+    Unavailable,
+}
+
 /// A hook asked before accepting a `un` or `bn` recipient, so a client or an id that keeps
 /// getting wrong codes can be slowed down (`docs/reliability.md`). Returns the refusal to
 /// give, if any.
@@ -74,12 +85,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: IpAddr, tls_active: bool, starttls_available: bool) -> Session {
+    pub fn new(client: IpAddr, tls: TlsAtStart) -> Session {
         Session {
             client,
             helo: None,
-            tls_active,
-            starttls_available,
+            tls_active: tls == TlsAtStart::Active,
+            starttls_available: tls == TlsAtStart::Offered,
             xclient_allowed: false,
             transaction: None,
             rcpt_refusal: None,
@@ -458,7 +469,7 @@ impl Session {
                         ),
                     ));
                 }
-                if recipient.kind == Kind::Unsubscribe && tx.mail_from.is_empty() {
+                if recipient.kind == RecipientKind::Unsubscribe && tx.mail_from.is_empty() {
                     self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
                     return self.error(
                         cfg,
@@ -566,7 +577,7 @@ mod tests {
             max_noops: 3,
         };
         (
-            Session::new("192.0.2.1".parse().unwrap(), false, true),
+            Session::new("192.0.2.1".parse().unwrap(), TlsAtStart::Offered),
             cfg,
             Router::new(&s).unwrap(),
         )

@@ -12,16 +12,16 @@ use crate::reply::{Reply, printable};
 
 /// What a `un`/`bn` recipient asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum RecipientKind {
     Unsubscribe,
     Bounce,
 }
 
-impl Kind {
+impl RecipientKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Unsubscribe => "un",
-            Kind::Bounce => "bn",
+            RecipientKind::Unsubscribe => "un",
+            RecipientKind::Bounce => "bn",
         }
     }
 }
@@ -29,7 +29,7 @@ impl Kind {
 /// An accepted `un`/`bn` recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    pub kind: Kind,
+    pub kind: RecipientKind,
     pub id: String,
     pub code: String,
     /// The address as the client gave it.
@@ -112,9 +112,9 @@ impl Router {
             return Ok(Route::Postmaster);
         }
         let (kind, rest) = if let Some(rest) = local.strip_prefix("un-") {
-            (Kind::Unsubscribe, rest)
+            (RecipientKind::Unsubscribe, rest)
         } else if let Some(rest) = local.strip_prefix("bn-") {
-            (Kind::Bounce, rest)
+            (RecipientKind::Bounce, rest)
         } else {
             return Err(unknown());
         };
@@ -132,7 +132,7 @@ impl Router {
         {
             return Err(unknown());
         }
-        if kind == Kind::Unsubscribe && !self.unsubscribe_enabled {
+        if kind == RecipientKind::Unsubscribe && !self.unsubscribe_enabled {
             return Err(Refusal::Disabled);
         }
         Ok(Route::Notify(Recipient {
@@ -162,7 +162,7 @@ mod tests {
         assert_eq!(
             r.route("un-5f3e-12345@notify.example"),
             Ok(Route::Notify(Recipient {
-                kind: Kind::Unsubscribe,
+                kind: RecipientKind::Unsubscribe,
                 id: "5f3e".into(),
                 code: "12345".into(),
                 address: "un-5f3e-12345@notify.example".into()
@@ -172,7 +172,7 @@ mod tests {
             Ok(Route::Notify(rc)) => {
                 assert_eq!(
                     (rc.kind, rc.id.as_str(), rc.code.as_str()),
-                    (Kind::Bounce, "1", "abc-def")
+                    (RecipientKind::Bounce, "1", "abc-def")
                 )
             }
             other => panic!("{other:?}"),
