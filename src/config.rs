@@ -565,6 +565,15 @@ impl Settings {
                 "an IP address such as 0.0.0.0 or ::",
             ));
         }
+        // Both would leave one of them unheard: refuse rather than drop the port silently.
+        if let (Some(port), false) = (s.listening_smtp_port, s.listeners.is_empty()) {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.listening_smtp_port",
+                port,
+                "no port when [[inbound_smtp_server.listeners]] are given: \
+                 add it as one more listener, or remove one of the two keys",
+            ));
+        }
         for (i, l) in s.listeners.iter().enumerate() {
             if l.ip.parse::<IpAddr>().is_err() {
                 return Err(ConfigError::invalid(
@@ -882,6 +891,21 @@ mod tests {
         assert_eq!(s.inbound_smtp_server.options.size, 1_000_000);
         assert_eq!(s.bounce.unsub_threshold, 5);
         assert!(s.inbound_smtp_server.listening_smtp_port.is_none());
+    }
+
+    #[test]
+    fn listening_smtp_port_beside_listeners_names_both_keys() {
+        let listeners = "[[inbound_smtp_server.listeners]]\nport = 2526\n";
+        for port in ["listening_smtp_port = 2525", "listeningSmtpPort = 2525"] {
+            let e = Settings::from_toml_str(&format!("[inbound_smtp_server]\n{port}\n{listeners}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("inbound_smtp_server.listening_smtp_port"), "{e}");
+            assert!(e.contains("[[inbound_smtp_server.listeners]]"), "{e}");
+        }
+        let s = Settings::from_toml_str(listeners).unwrap();
+        assert_eq!(s.listeners().len(), 1);
+        assert_eq!(s.listeners()[0].port, 2526);
     }
 
     #[test]
