@@ -427,15 +427,18 @@ impl Settings {
                 p.exists().then_some(p)
             }
         };
+        let mut written = None;
         if let Some(path) = local {
-            figment = figment.merge(Serialized::defaults(read_normalized(&path)?));
+            let value = read_toml(&path)?;
+            figment = figment.merge(Serialized::defaults(normalize(value.clone())));
+            written = Some(value);
         }
         if sources.env {
             figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
         }
         let settings: Settings = figment
             .extract()
-            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e, written.as_ref())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -456,9 +459,9 @@ impl Settings {
         })?;
         let settings: Settings = Figment::new()
             .merge(Toml::string(DEFAULT_TOML))
-            .merge(Serialized::defaults(normalize(value)))
+            .merge(Serialized::defaults(normalize(value.clone())))
             .extract()
-            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e, Some(&value))))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -806,9 +809,14 @@ fn first_line(s: &str) -> String {
         .to_string()
 }
 
-fn describe_figment_error(e: figment::Error) -> String {
+/// Figment's errors in the user's words: an unknown key is named as it was written
+/// (camelCase stays camelCase), with the nearest known key as a suggestion.
+fn describe_figment_error(e: figment::Error, written: Option<&toml::Value>) -> String {
     e.into_iter()
         .map(|e| {
+            if let figment::error::Kind::UnknownField(field, expected) = &e.kind {
+                return unknown_key(&e.path, field, expected, written);
+            }
             let key = if e.path.is_empty() {
                 String::new()
             } else {
@@ -825,7 +833,87 @@ fn describe_figment_error(e: figment::Error) -> String {
         .join("; ")
 }
 
-fn read_normalized(path: &Path) -> Result<toml::Value, ConfigError> {
+fn unknown_key(
+    path: &[String],
+    field: &str,
+    expected: &[&str],
+    written: Option<&toml::Value>,
+) -> String {
+    let parents = path.strip_suffix(&[field.to_string()]).unwrap_or(path);
+    let (mut shown, as_written) = spelled_as_written(written, parents, field);
+    shown.push(as_written.clone());
+    let camel = as_written.chars().any(|c| c.is_ascii_uppercase());
+    let nearest = expected
+        .iter()
+        .map(|k| (strsim::jaro_winkler(field, k), *k))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| if camel { camel_case(k) } else { k.to_string() });
+    let hint = match nearest {
+        Some(k) => format!("; did you mean `{k}`?"),
+        None => format!("; known keys here: {}", expected.join(", ")),
+    };
+    format!("unknown key `{}`{hint}", shown.join("."))
+}
+
+/// The table path and the key as the user spelled them, found through their snake_case
+/// forms (and NotifyBC's `email` table); our spelling where the text is not at hand.
+fn spelled_as_written(
+    written: Option<&toml::Value>,
+    parents: &[String],
+    field: &str,
+) -> (Vec<String>, String) {
+    let ours = || (parents.to_vec(), field.to_string());
+    let Some(toml::Value::Table(top)) = written else {
+        return ours();
+    };
+    let find = |t: &toml::Table, name: &str| {
+        t.iter()
+            .find(|(k, _)| snake_case(k) == name)
+            .map(|(k, v)| (k.clone(), v.clone()))
+    };
+    let mut table = top.clone();
+    let mut shown = Vec::new();
+    if let Some(first) = parents.first()
+        && find(&table, first).is_none()
+        && let Some((email, toml::Value::Table(inner))) = find(&table, "email")
+    {
+        shown.push(email);
+        table = inner;
+    }
+    for p in parents {
+        match find(&table, p) {
+            Some((k, toml::Value::Table(inner))) => {
+                shown.push(k);
+                table = inner;
+            }
+            _ => return ours(),
+        }
+    }
+    match find(&table, field) {
+        Some((k, _)) => (shown, k),
+        None => ours(),
+    }
+}
+
+/// `subject_regex` → `subjectRegex`, for suggestions to someone writing camelCase.
+fn camel_case(key: &str) -> String {
+    let mut out = String::with_capacity(key.len());
+    let mut upper = false;
+    for c in key.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.push(c.to_ascii_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn read_toml(path: &Path) -> Result<toml::Value, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -834,7 +922,7 @@ fn read_normalized(path: &Path) -> Result<toml::Value, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    Ok(normalize(value))
+    Ok(value)
 }
 
 /// Folds NotifyBC's spellings into ours: camelCase keys become snake_case, and the
@@ -891,6 +979,28 @@ mod tests {
         assert_eq!(s.inbound_smtp_server.options.size, 1_000_000);
         assert_eq!(s.bounce.unsub_threshold, 5);
         assert!(s.inbound_smtp_server.listening_smtp_port.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_as_written_with_a_suggestion() {
+        let e = Settings::from_toml_str("[bounce]\nsubjectRegx = 'x'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `bounce.subjectRegx`"), "{e}");
+        assert!(e.contains("did you mean `subjectRegex`?"), "{e}");
+        let e = Settings::from_toml_str("[email.inboundSmtpServer]\nlisteningSmtpPrt = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("unknown key `email.inboundSmtpServer.listeningSmtpPrt`"),
+            "{e}"
+        );
+        assert!(e.contains("did you mean `listeningSmtpPort`?"), "{e}");
+        let e = Settings::from_toml_str("[bounce]\nsubject_regx = 'x'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown key `bounce.subject_regx`"), "{e}");
+        assert!(e.contains("did you mean `subject_regex`?"), "{e}");
     }
 
     #[test]
