@@ -1,4 +1,4 @@
-//! Configuration (SPEC §6): the compiled-in `config.default.toml`, overlaid by
+//! Configuration (the README's Configuration section): the compiled-in `config.default.toml`, overlaid by
 //! `config.local.toml` (or `--config FILE`), overlaid by `NOTIFY_INBOUND__SECTION__KEY`
 //! environment variables. NotifyBC's camelCase key names (and its `email.` nesting) are
 //! accepted and folded into our snake_case names before the layers are merged, so the two

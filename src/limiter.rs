@@ -1,4 +1,4 @@
-//! Per-client limits of the SMTP server (SPEC §3): the failed-unsubscribe limiter, which
+//! Per-client limits of the SMTP server (docs/behaviour.md §3): the failed-unsubscribe limiter, which
 //! stops a client from brute-forcing unsubscription codes, and the connection limiter,
 //! which caps concurrent connections globally and per client address.
 //!

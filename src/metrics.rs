@@ -1,4 +1,4 @@
-//! Prometheus metrics of the server (SPEC §8), served as text on the operations endpoint's
+//! Prometheus metrics of the server (the README's Operations section), served as text on the operations endpoint's
 //! `/metrics`.
 //!
 //! [`Metrics`] owns the registry and one method per event the server reports. Every label

@@ -1,4 +1,4 @@
-//! The recipient router (SPEC §2): which RCPT TO addresses we accept and what they mean.
+//! The recipient router (docs/behaviour.md §2): which RCPT TO addresses we accept and what they mean.
 //!
 //! `un-{id}-{code}@{domain}` is a list-unsubscribe request, `bn-{id}-{code}@{domain}` a
 //! bounce; `postmaster@{domain}` is accepted and discarded; everything else is refused so
@@ -119,7 +119,7 @@ impl Router {
             return Err(unknown());
         };
         // The id stops at the first '-' after the prefix and must not be empty; the code
-        // is the rest (SPEC §2: `^(un|bn)-(.+?)-(.*)$`).
+        // is the rest (docs/behaviour.md §2: `^(un|bn)-(.+?)-(.*)$`).
         let Some((id, code)) = rest.split_once('-') else {
             return Err(unknown());
         };

@@ -1,4 +1,4 @@
-//! The deployment paths of SPEC §1 end to end, with the real proxies in front of the server:
+//! The deployment paths of docs/behaviour.md §1 end to end, with the real proxies in front of the server:
 //! (a) nginx `stream` speaking TLS to our implicit-TLS listener, (b) HAProxy routing by SNI
 //! with TLS passthrough as the OpenShift router does, (c) HAProxy sending the PROXY protocol
 //! v1 and v2, (d) nginx's `mail` module with `auth_http`, with and without XCLIENT.

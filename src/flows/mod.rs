@@ -1,4 +1,4 @@
-//! Processing of one accepted message (SPEC §4): the `un` and `bn` flows, which call the
+//! Processing of one accepted message (docs/behaviour.md §4): the `un` and `bn` flows, which call the
 //! notification service's API and decide the reply to DATA.
 //!
 //! The SMTP layer only knows the [`Deliver`] trait, so the session can be tested with a

@@ -1,4 +1,4 @@
-//! Logging set-up (SPEC §8) and the field names every log line of the project uses.
+//! Logging set-up (the README's Operations section) and the field names every log line of the project uses.
 //!
 //! Logs go to standard error, human-readable by default and one JSON object per line with
 //! `log.format = "json"`. Standard output stays free for what the commands print

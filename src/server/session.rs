@@ -205,7 +205,7 @@ impl Session {
                     );
                 }
                 // The parser hands over a quoted local part unquoted; our addresses never
-                // have one, and a quoted one is not the un/bn pattern (SPEC §2).
+                // have one, and a quoted one is not the un/bn pattern (docs/behaviour.md §2).
                 let quoted = line.contains(&b'"');
                 // The parser hands over `<postmaster>` without a domain as an empty path.
                 let address = if to.address.is_empty() && is_bare_postmaster(line) {
