@@ -272,7 +272,7 @@ async fn bn_past_the_threshold_unsubscribes_everything_and_retires_the_record() 
     );
 }
 
-/// Decision (docs/behaviour.md §4 leaves it open): a message that cannot be parsed is accepted and
+/// docs/behaviour.md §4: a message that cannot be parsed is accepted and
 /// recorded as not counting, rather than NotifyBC's 451, which only makes the sender retry
 /// something that can never succeed.
 #[tokio::test]
