@@ -17,7 +17,7 @@
 //!
 //! Beside the path: [`classify`] (the bounce classifier, pure); [`config`] (layered
 //! configuration, validated once); observability and protection: [`logging`],
-//! [`metrics`], [`ops`] (health and metrics endpoints), [`limiter`] and [`access`]
+//! [`outcome`] (the words for what became of a message), [`metrics`], [`ops`] (health and metrics endpoints), [`limiter`] and [`access`]
 //! (connection limits, address ranges).
 
 pub mod access;
@@ -30,6 +30,7 @@ pub mod limiter;
 pub mod logging;
 pub mod metrics;
 pub mod ops;
+pub mod outcome;
 pub mod proxy;
 pub mod reply;
 pub mod router;

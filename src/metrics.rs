@@ -47,7 +47,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::limiter::LimitExceeded;
-use crate::router::RecipientKind;
+pub use crate::outcome::{BounceOutcome, MessageKind, MessageOutcome};
 
 /// Upper bounds of the API latency buckets, in seconds: 1 ms to 10 s.
 pub const API_LATENCY_BUCKETS: [f64; 13] = [
@@ -88,6 +88,17 @@ macro_rules! label_enum {
                 std::fmt::Write::write_str(encoder, self.as_str())
             }
         }
+    };
+}
+
+/// The outcome words of [`crate::outcome`] as label values.
+macro_rules! outcome_labels {
+    ($($name:ident),+) => {
+        $(impl EncodeLabelValue for $name {
+            fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+                std::fmt::Write::write_str(encoder, self.as_str())
+            }
+        })+
     };
 }
 
@@ -209,68 +220,7 @@ impl CodeClass {
     }
 }
 
-label_enum! {
-    /// Which kind of recipient a message was for.
-    MessageKind {
-        /// List-unsubscribe (`un-…`).
-        Un => "un",
-        /// Bounce (`bn-…`).
-        Bn => "bn",
-        Postmaster => "postmaster",
-    }
-}
-
-impl From<RecipientKind> for MessageKind {
-    fn from(kind: RecipientKind) -> Self {
-        match kind {
-            RecipientKind::Unsubscribe => MessageKind::Un,
-            RecipientKind::Bounce => MessageKind::Bn,
-        }
-    }
-}
-
-label_enum! {
-    /// What became of a message, by the reply to DATA.
-    MessageOutcome {
-        /// 2xx: done (or recognised as already done).
-        Accepted => "accepted",
-        /// 5xx: refused for good.
-        Refused => "refused",
-        /// 4xx: the sender keeps it and retries.
-        Temporary => "temporary",
-    }
-}
-
-impl MessageOutcome {
-    /// The outcome a reply code stands for.
-    pub fn from_code(code: u16) -> MessageOutcome {
-        match CodeClass::of(code) {
-            CodeClass::C2xx | CodeClass::C3xx => MessageOutcome::Accepted,
-            CodeClass::C4xx => MessageOutcome::Temporary,
-            CodeClass::C5xx => MessageOutcome::Refused,
-        }
-    }
-}
-
-label_enum! {
-    /// What became of a bounce for one `bn` recipient (also on the transaction log line).
-    BounceOutcome {
-        /// Recorded and counted toward the threshold.
-        Counted => "counted",
-        /// Recorded, not counted (the log line says why).
-        NotCounted => "not_counted",
-        /// The threshold was passed, or a complaint came: unsubscribed from everything.
-        Unsubscribed => "unsubscribed",
-        /// No confirmed subscription matches the address: accepted and dropped.
-        DroppedNoSubscription => "dropped_no_subscription",
-        /// Already recorded (a retry): not counted again.
-        Duplicate => "duplicate",
-        /// Bounce handling is disabled: accepted and dropped.
-        Disabled => "disabled",
-        /// The API failed: not processed, the sender retries (451).
-        Temporary => "temporary",
-    }
-}
+outcome_labels!(MessageKind, MessageOutcome, BounceOutcome);
 
 label_enum! {
     /// Why a RCPT TO was refused.
@@ -871,7 +821,7 @@ mod tests {
         m.smtp_reply(CommandClass::Rcpt, 550);
         m.smtp_reply(CommandClass::Data, 354);
         m.message(MessageKind::Un, MessageOutcome::Accepted);
-        m.message(RecipientKind::Bounce.into(), MessageOutcome::from_code(451));
+        m.message(MessageKind::Bn, MessageOutcome::from_code(451));
         m.rcpt_rejected(RcptReason::RateLimited);
         m.api_call(
             ApiEndpoint::Unsubscribe,

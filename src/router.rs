@@ -26,6 +26,15 @@ impl RecipientKind {
     }
 }
 
+impl From<RecipientKind> for crate::outcome::MessageKind {
+    fn from(kind: RecipientKind) -> Self {
+        match kind {
+            RecipientKind::Unsubscribe => crate::outcome::MessageKind::Un,
+            RecipientKind::Bounce => crate::outcome::MessageKind::Bn,
+        }
+    }
+}
+
 /// An accepted `un`/`bn` recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {

@@ -30,7 +30,7 @@ use crate::api::{ApiError, Bounce, BounceMessages, NewBounce, UnsubscribeOutcome
 
 use super::{Envelope, Handled, Processor};
 use crate::classify::decide;
-use crate::metrics::BounceOutcome;
+use crate::outcome::BounceOutcome;
 
 impl Processor {
     pub(super) async fn bounce(&self, envelope: &Envelope, raw: &[u8]) -> Handled {

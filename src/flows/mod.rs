@@ -21,8 +21,8 @@ use futures::future::BoxFuture;
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::coordination::{LockError, RedisLocks};
-use crate::metrics::BounceOutcome;
 use crate::metrics::Metrics;
+use crate::outcome::BounceOutcome;
 use crate::reply::Reply;
 use crate::router::{Recipient, RecipientKind};
 

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use super::{BounceReport, CodeCheck, Deliver, Envelope};
 use crate::limiter::FailedUnsubscribeLimiter;
-use crate::metrics::MessageKind;
+use crate::outcome::MessageKind;
 use crate::reply::{Reply, printable};
 use crate::router::Recipient;
 
