@@ -148,12 +148,8 @@ impl Processor {
         &self.api
     }
 
-    /// Processes one message and gives the reply to DATA.
-    pub async fn process(&self, envelope: &Envelope, message: &[u8]) -> Reply {
-        self.process_reported(envelope, message).await.reply
-    }
-
-    /// [`Processor::process`], with what became of a bounce.
+    /// Processes one message for one recipient: the reply to DATA, with what became of a
+    /// bounce.
     pub async fn process_reported(&self, envelope: &Envelope, message: &[u8]) -> Delivered {
         let handled = match envelope.recipient.kind {
             RecipientKind::Unsubscribe => self.unsubscribe(envelope).await,
@@ -174,7 +170,7 @@ impl Processor {
 
 impl Deliver for Processor {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply> {
-        Box::pin(self.process(envelope, message))
+        Box::pin(async move { self.process_reported(envelope, message).await.reply })
     }
 
     fn deliver_reported<'a>(

@@ -115,11 +115,6 @@ impl Connection {
         &self.ctx.settings.inbound_smtp_server.limits
     }
 
-    /// Bytes read before the session started (left over after a PROXY header).
-    pub fn prefill(&mut self, bytes: &[u8]) {
-        self.rbuf.extend_from_slice(bytes);
-    }
-
     /// Runs the session to its end. Errors are the client's doing or the network's and are
     /// only logged by the caller.
     pub async fn run(mut self) -> Result<(), ConnError> {
