@@ -7,7 +7,7 @@
 #      targets (>= 0.7x the sink for un, >= 0.5x for bn). Each connection is its own
 #      smtp-source process (-d -s 1) sending to its own subscription, as real traffic
 #      does (smtp-source cannot vary the recipient, and bounces for one address are
-#      serialised by design, SPEC §4);
+#      serialised by design, docs/behaviour.md §4);
 #   2. the same with one smtp-source process driving all sessions to one recipient (bn for
 #      one address is then serialised: the worst case, shown for what it is);
 #   3. a sender that opens one connection per message: connect-to-greeting latency

@@ -1,4 +1,4 @@
-//! Configuration (SPEC §6): the compiled-in `config.default.toml`, overlaid by
+//! Configuration (the README's Configuration section): the compiled-in `config.default.toml`, overlaid by
 //! `config.local.toml` (or `--config FILE`), overlaid by `NOTIFY_INBOUND__SECTION__KEY`
 //! environment variables. NotifyBC's camelCase key names (and its `email.` nesting) are
 //! accepted and folded into our snake_case names before the layers are merged, so the two
@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
-use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// The defaults, compiled into the binary.
@@ -427,15 +426,18 @@ impl Settings {
                 p.exists().then_some(p)
             }
         };
+        let mut written = None;
         if let Some(path) = local {
-            figment = figment.merge(Serialized::defaults(read_normalized(&path)?));
+            let value = read_toml(&path)?;
+            figment = figment.merge(Serialized::defaults(normalize(value.clone())));
+            written = Some(value);
         }
         if sources.env {
             figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__"));
         }
         let settings: Settings = figment
             .extract()
-            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e, written.as_ref())))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -456,9 +458,9 @@ impl Settings {
         })?;
         let settings: Settings = Figment::new()
             .merge(Toml::string(DEFAULT_TOML))
-            .merge(Serialized::defaults(normalize(value)))
+            .merge(Serialized::defaults(normalize(value.clone())))
             .extract()
-            .map_err(|e| ConfigError::Figment(describe_figment_error(e)))?;
+            .map_err(|e| ConfigError::Figment(describe_figment_error(e, Some(&value))))?;
         settings.validate()?;
         Ok(settings)
     }
@@ -563,6 +565,15 @@ impl Settings {
                 "inbound_smtp_server.listening_ip",
                 &s.listening_ip,
                 "an IP address such as 0.0.0.0 or ::",
+            ));
+        }
+        // Both would leave one of them unheard: refuse rather than drop the port silently.
+        if let (Some(port), false) = (s.listening_smtp_port, s.listeners.is_empty()) {
+            return Err(ConfigError::invalid(
+                "inbound_smtp_server.listening_smtp_port",
+                port,
+                "no port when [[inbound_smtp_server.listeners]] are given: \
+                 add it as one more listener, or remove one of the two keys",
             ));
         }
         for (i, l) in s.listeners.iter().enumerate() {
@@ -764,239 +775,13 @@ impl Settings {
     }
 }
 
-/// Compiles one configured pattern. NotifyBC's patterns are JavaScript regexes; those the
-/// `regex` crate cannot run (look-around, back-references) are refused here by name rather
-/// than silently never matching.
-pub fn compile_regex(key: &str, pattern: &str) -> Result<Option<Regex>, ConfigError> {
-    if pattern.is_empty() {
-        return Ok(None);
-    }
-    Regex::new(pattern).map(Some).map_err(|e| {
-        let hint = if pattern.contains("(?=")
-            || pattern.contains("(?!")
-            || pattern.contains("(?<=")
-            || pattern.contains("(?<!")
-        {
-            "a regular expression without look-around (not supported by the regex engine)"
-                .to_string()
-        } else {
-            format!(
-                "a valid regular expression ({})",
-                first_line(&e.to_string())
-            )
-        };
-        ConfigError::invalid(key, pattern, hint)
-    })
-}
+mod keys;
+mod patterns;
 
-fn first_line(s: &str) -> String {
-    s.lines()
-        .find(|l| l.starts_with("error:"))
-        .unwrap_or_else(|| s.lines().last().unwrap_or(""))
-        .trim()
-        .to_string()
-}
+pub use patterns::compile_regex;
 
-fn describe_figment_error(e: figment::Error) -> String {
-    e.into_iter()
-        .map(|e| {
-            let key = if e.path.is_empty() {
-                String::new()
-            } else {
-                format!("key `{}`: ", e.path.join("."))
-            };
-            let from = e
-                .metadata
-                .as_ref()
-                .map(|m| format!(" (from {})", m.name))
-                .unwrap_or_default();
-            format!("{key}{}{from}", e.kind)
-        })
-        .collect::<Vec<_>>()
-        .join("; ")
-}
-
-fn read_normalized(path: &Path) -> Result<toml::Value, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let value: toml::Value = toml::from_str(&text).map_err(|e| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    Ok(normalize(value))
-}
-
-/// Folds NotifyBC's spellings into ours: camelCase keys become snake_case, and the
-/// `email` table of newer NotifyBC versions (`email.inboundSmtpServer`, `email.bounce`,
-/// `email.listUnsubscribeByEmail`) is lifted to the top level.
-pub fn normalize(value: toml::Value) -> toml::Value {
-    let mut value = snake_keys(value);
-    if let toml::Value::Table(top) = &mut value
-        && let Some(toml::Value::Table(email)) = top.remove("email")
-    {
-        for (k, v) in email {
-            top.entry(k).or_insert(v);
-        }
-    }
-    value
-}
-
-fn snake_keys(value: toml::Value) -> toml::Value {
-    match value {
-        toml::Value::Table(t) => toml::Value::Table(
-            t.into_iter()
-                .map(|(k, v)| (snake_case(&k), snake_keys(v)))
-                .collect(),
-        ),
-        toml::Value::Array(a) => toml::Value::Array(a.into_iter().map(snake_keys).collect()),
-        other => other,
-    }
-}
-
-/// `listeningSmtpPort` → `listening_smtp_port`; snake_case names pass unchanged.
-pub fn snake_case(key: &str) -> String {
-    let mut out = String::with_capacity(key.len() + 4);
-    for (i, c) in key.chars().enumerate() {
-        if c.is_ascii_uppercase() {
-            if i > 0 {
-                out.push('_');
-            }
-            out.push(c.to_ascii_lowercase());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+use keys::{describe_figment_error, read_toml};
+pub use keys::{normalize, snake_case};
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_load() {
-        let s = Settings::defaults().unwrap();
-        assert_eq!(s.api_base(), "http://localhost:3000/api");
-        assert_eq!(s.inbound_smtp_server.options.size, 1_000_000);
-        assert_eq!(s.bounce.unsub_threshold, 5);
-        assert!(s.inbound_smtp_server.listening_smtp_port.is_none());
-    }
-
-    #[test]
-    fn camel_case_aliases() {
-        let s = Settings::from_toml_str(
-            "internalHttpHost = 'http://notifybc:3000'\n\
-             [inboundSmtpServer]\nlisteningSmtpPort = 2525\ndomain = 'a.example, B.example'\n\
-             [email.bounce]\nunsubThreshold = 2\nsmtpStatusCodeRegex = '5\\.1\\.1'\n\
-             [email.listUnsubscribeByEmail]\nenabled = false\n",
-        )
-        .unwrap();
-        assert_eq!(s.inbound_smtp_server.listening_smtp_port, Some(2525));
-        assert_eq!(s.domains(), vec!["a.example", "b.example"]);
-        assert_eq!(s.bounce.unsub_threshold, 2);
-        assert_eq!(s.bounce.status_code_pattern(), "5\\.1\\.1");
-        assert!(!s.list_unsubscribe_by_email.enabled);
-        assert_eq!(s.api_base(), "http://notifybc:3000/api");
-    }
-
-    #[test]
-    fn bad_values_name_the_key() {
-        let e = Settings::from_toml_str("[inbound_smtp_server]\nlistening_smtp_port = 'abc'\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("inbound_smtp_server.listening_smtp_port"), "{e}");
-        let e = Settings::from_toml_str("[bounce]\nsubject_regex = '(?=x)'\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("bounce.subject_regex") && e.contains("look-around"),
-            "{e}"
-        );
-        let e = Settings::from_toml_str("[bounce]\nno_such_key = 1\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no_such_key"), "{e}");
-        let e = Settings::from_toml_str("internal_http_host = 'notifybc'\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.contains("internal_http_host") && e.contains("\"notifybc\""),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn coordination_is_off_by_default_and_checked_when_on() {
-        let s = Settings::defaults().unwrap();
-        assert!(!s.coordination.enabled());
-        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 85_000);
-
-        let s = Settings::from_toml_str(
-            "[coordination]\nredis_url = 'rediss://:pw@redis.example:6380/2'\n",
-        )
-        .unwrap();
-        assert!(s.coordination.enabled());
-
-        let e = Settings::from_toml_str("[coordination]\nredis_url = 'http://u:hunter2@h/0'\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("coordination.redis_url"), "{e}");
-        assert!(!e.contains("hunter2"), "the password is not shown: {e}");
-
-        let e = Settings::from_toml_str(
-            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 15000\n",
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            e.contains("coordination.lock_expiry_ms")
-                && e.contains("16000")
-                && e.contains("api.timeout_ms"),
-            "{e}"
-        );
-        let s = Settings::from_toml_str(
-            "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 16000\n",
-        )
-        .unwrap();
-        assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 16_000);
-
-        let e = Settings::from_toml_str("[coordination]\nlock_acquire_timeout_ms = 0\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("coordination.lock_acquire_timeout_ms"), "{e}");
-    }
-
-    #[test]
-    fn redis_secrets_are_redacted() {
-        let s = Settings::from_toml_str(
-            "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
-             redis_password = 'swordfish'\n",
-        )
-        .unwrap();
-        let shown = toml::to_string(&s.redacted()).unwrap();
-        let debug = format!("{s:?}");
-        for text in [&shown, &debug] {
-            assert!(
-                !text.contains("hunter2") && !text.contains("swordfish"),
-                "{text}"
-            );
-        }
-        assert!(shown.contains("redis://user:redacted@h:6379/0"), "{shown}");
-        assert_eq!(redact_url_password("redis://h:6379/0"), "redis://h:6379/0");
-    }
-
-    #[test]
-    fn default_failed_recipient_regex_compiles() {
-        let s = Settings::from_toml_str("[bounce]\ndecision = 'notifybc'\n").unwrap();
-        let re = compile_regex("x", s.bounce.failed_recipient_pattern())
-            .unwrap()
-            .unwrap();
-        assert_eq!(
-            re.find("Final-Recipient: rfc822; bar@foo.com")
-                .map(|m| m.as_str()),
-            Some("bar@foo.com")
-        );
-    }
-}
+mod tests;

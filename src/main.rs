@@ -1,5 +1,5 @@
 //! The `notify-inbound` command: `serve` (the default), `check-config` and `classify`
-//! (SPEC §7).
+//! (the README's Bounce classification and Configuration sections).
 
 use std::path::PathBuf;
 use std::process::ExitCode;

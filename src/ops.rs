@@ -1,4 +1,4 @@
-//! The operations HTTP endpoint (SPEC §8) on `operations.listen`: `/healthz`, `/readyz`
+//! The operations HTTP endpoint (the README's Operations section) on `operations.listen`: `/healthz`, `/readyz`
 //! and `/metrics`, for probes and Prometheus.
 //!
 //! - `/healthz`: `200 ok` whenever the process can answer at all (liveness).

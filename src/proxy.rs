@@ -281,10 +281,10 @@ fn parse_v2(bytes: &[u8]) -> Result<ProxyHeader, ProxyError> {
     })
 }
 
-/// The first bytes of something that is not a header, escaped for a log line.
+/// The first bytes of something that is not a header, made safe for a log line.
 fn printable(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(32)];
-    head.escape_ascii().to_string()
+    crate::reply::printable(&String::from_utf8_lossy(head))
 }
 
 #[cfg(test)]

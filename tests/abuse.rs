@@ -1,4 +1,4 @@
-//! Abuse from the internet (SPEC §2, §3): slow clients, floods, endless recipients, long
+//! Abuse from the internet (docs/behaviour.md §2, §3): slow clients, floods, endless recipients, long
 //! lines, garbage bytes, garbage instead of TLS, hostile messages and smuggling attempts,
 //! crafted recipients aimed at other API paths, and relay attempts. Each case checks the
 //! reply the abuser gets and that a normal client, from another address, is served while

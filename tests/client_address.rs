@@ -1,4 +1,4 @@
-//! The real client address behind proxies (SPEC §3): PROXY protocol v1/v2 from trusted
+//! The real client address behind proxies (docs/behaviour.md §3): PROXY protocol v1/v2 from trusted
 //! ranges, XCLIENT from trusted ranges, and allowed_clients. What the server records as
 //! the client is what the delivered envelope carries.
 

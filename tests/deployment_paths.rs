@@ -1,4 +1,4 @@
-//! The deployment paths of SPEC §1 end to end, with the real proxies in front of the server:
+//! The deployment paths of docs/behaviour.md §1 end to end, with the real proxies in front of the server:
 //! (a) nginx `stream` speaking TLS to our implicit-TLS listener, (b) HAProxy routing by SNI
 //! with TLS passthrough as the OpenShift router does, (c) HAProxy sending the PROXY protocol
 //! v1 and v2, (d) nginx's `mail` module with `auth_http`, with and without XCLIENT.
@@ -28,11 +28,11 @@ use common::fake_api::FakeApi;
 use common::free_port;
 use futures::future::BoxFuture;
 use harness::{Client, code, insecure_tls};
-use notify_inbound::address::Kind;
 use notify_inbound::config::{Settings, TlsMode};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
 use notify_inbound::metrics::Metrics;
 use notify_inbound::reply::Reply;
+use notify_inbound::router::RecipientKind;
 use notify_inbound::server::Server;
 use notify_inbound::tls::generate_self_signed;
 use rustls::pki_types::pem::PemObject;
@@ -72,7 +72,7 @@ const PROXY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Seen {
     client: IpAddr,
-    kind: Kind,
+    kind: RecipientKind,
     code: u16,
 }
 
@@ -220,12 +220,12 @@ impl Backend {
             vec![
                 Seen {
                     client,
-                    kind: Kind::Unsubscribe,
+                    kind: RecipientKind::Unsubscribe,
                     code: 250
                 },
                 Seen {
                     client,
-                    kind: Kind::Bounce,
+                    kind: RecipientKind::Bounce,
                     code: 250
                 },
             ]

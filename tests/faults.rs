@@ -1,5 +1,5 @@
 //! Faults behind us and in front of us, through the SMTP server and the real flows against
-//! the fake NotifyBC API (SPEC §3, §4):
+//! the fake NotifyBC API (docs/behaviour.md §3, §4):
 //!
 //! - with the API down, slower than the timeout, answering 5xx or 429, failing a random 30 %
 //!   of its calls or losing 30 % of its answers after applying them, a client that retries

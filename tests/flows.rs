@@ -12,13 +12,13 @@ use axum::http::Method;
 use common::dsn::Dsn;
 use common::encode_uri_component as encode;
 use common::fake_api::{FakeApi, Fault, FaultRule, SettingsFor};
-use notify_inbound::address::{Kind, Recipient};
 use notify_inbound::flows::{Deliver, Envelope, Processor};
 use notify_inbound::reply::Reply;
+use notify_inbound::router::{Recipient, RecipientKind};
 
 const SUBSCRIBER: &str = "bar@foo.com";
 
-fn envelope(kind: Kind, id: &str, code: &str, mail_from: &str) -> Envelope {
+fn envelope(kind: RecipientKind, id: &str, code: &str, mail_from: &str) -> Envelope {
     Envelope {
         client: IpAddr::V4(Ipv4Addr::LOCALHOST),
         mail_from: mail_from.to_string(),
@@ -32,11 +32,11 @@ fn envelope(kind: Kind, id: &str, code: &str, mail_from: &str) -> Envelope {
 }
 
 fn un(id: &str, code: &str, from: &str) -> Envelope {
-    envelope(Kind::Unsubscribe, id, code, from)
+    envelope(RecipientKind::Unsubscribe, id, code, from)
 }
 
 fn bn(id: &str, code: &str) -> Envelope {
-    envelope(Kind::Bounce, id, code, "")
+    envelope(RecipientKind::Bounce, id, code, "")
 }
 
 #[track_caller]
@@ -273,7 +273,7 @@ async fn bn_past_the_threshold_unsubscribes_everything_and_retires_the_record() 
     );
 }
 
-/// Decision (SPEC §4 leaves it open): a message that cannot be parsed is accepted and
+/// docs/behaviour.md §4: a message that cannot be parsed is accepted and
 /// recorded as not counting, rather than NotifyBC's 451, which only makes the sender retry
 /// something that can never succeed.
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! Scale-out (SPEC §1): two notify-inbound processes, the real binary, behind HAProxy in
+//! Scale-out (docs/behaviour.md §1): two notify-inbound processes, the real binary, behind HAProxy in
 //! round-robin. One is killed with SIGKILL while messages are in flight; a client that
 //! retries like an MTA still gets every message applied exactly once, as the fake NotifyBC
 //! API's state shows. HAProxy is required (scripts/ensure-proxies.sh installs it): without

@@ -11,10 +11,10 @@ use harness::{Client, DOMAIN, Recorder, code, insecure_tls, settings, start};
 use lettre::address::Envelope as LettreEnvelope;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-use notify_inbound::address::Kind;
 use notify_inbound::config::TlsMode;
 use notify_inbound::flows::CodeCheck;
 use notify_inbound::reply::Reply;
+use notify_inbound::router::RecipientKind;
 use tokio_rustls::TlsConnector;
 
 const MESSAGE: &[u8] = b"From: a@b.example\r\nTo: bn-1-2@notify.example\r\nSubject: hi\r\n\r\nline one\r\n..dot line\r\n";
@@ -77,7 +77,7 @@ async fn plain_starttls_and_implicit_tls_deliver_with_a_real_client() {
     let msgs = rec.messages.lock().unwrap().clone();
     assert_eq!(msgs.len(), 3);
     assert_eq!(msgs[0].0.mail_from, "");
-    assert_eq!(msgs[0].0.recipient.kind, Kind::Bounce);
+    assert_eq!(msgs[0].0.recipient.kind, RecipientKind::Bounce);
     assert_eq!(msgs[1].0.mail_from, "bar@foo.com");
     assert_eq!(
         (
@@ -91,7 +91,7 @@ async fn plain_starttls_and_implicit_tls_deliver_with_a_real_client() {
     // arrives is the message exactly, dot-stuffing undone. An unsubscribe needs no body,
     // and none is kept.
     for (envelope, body) in &msgs {
-        if envelope.recipient.kind == Kind::Unsubscribe {
+        if envelope.recipient.kind == RecipientKind::Unsubscribe {
             assert!(body.is_empty());
         } else {
             assert_eq!(body.as_slice(), [MESSAGE, b"\r\n"].concat().as_slice());

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use notify_inbound::address::Router;
+use notify_inbound::router::Router;
 use notify_inbound::classify::Filters;
 use notify_inbound::config::Settings;
 

@@ -1,5 +1,5 @@
 //! The message after DATA, checked against a reference reading of RFC 5321 §4.5.2 and
-//! SPEC §3: the message ends at the first `<CRLF>.<CRLF>` and nowhere else; the delivered
+//! docs/behaviour.md §3: the message ends at the first `<CRLF>.<CRLF>` and nowhere else; the delivered
 //! message is what came before it with one leading dot removed from each line that starts
 //! with one; a lone dot next to a bare CR or LF (SMTP smuggling) gets `550 5.6.0` and
 //! nothing is delivered; without a terminator nothing is delivered at all.

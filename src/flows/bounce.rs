@@ -1,4 +1,4 @@
-//! The `bn` flow (SPEC §4.2): NotifyBC's five steps in their order, made safe to retry.
+//! The `bn` flow (docs/behaviour.md §4.2): NotifyBC's five steps in their order, made safe to retry.
 //!
 //! 1–2. The classifier decides whether the message counts (it is pure; it runs once the
 //!      subscriber's address is known, since the address filter needs it).
@@ -30,7 +30,7 @@ use crate::api::{ApiError, Bounce, BounceMessages, NewBounce, UnsubscribeOutcome
 
 use super::{Envelope, Handled, Processor};
 use crate::classify::decide;
-use crate::metrics::BounceOutcome;
+use crate::outcome::BounceOutcome;
 
 impl Processor {
     pub(super) async fn bounce(&self, envelope: &Envelope, raw: &[u8]) -> Handled {

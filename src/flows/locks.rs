@@ -1,4 +1,4 @@
-//! Per-key async mutual exclusion for the read-modify-write of a bounce record (SPEC §4:
+//! Per-key async mutual exclusion for the read-modify-write of a bounce record (docs/behaviour.md §4:
 //! bounces for one address arriving together must not lose increments).
 //!
 //! An entry lives only while someone holds or waits for its lock, so the map is bounded by

@@ -1,4 +1,4 @@
-//! Processing of one accepted message (SPEC §4): the `un` and `bn` flows, which call the
+//! Processing of one accepted message (docs/behaviour.md §4): the `un` and `bn` flows, which call the
 //! notification service's API and decide the reply to DATA.
 //!
 //! The SMTP layer only knows the [`Deliver`] trait, so the session can be tested with a
@@ -10,6 +10,7 @@
 
 mod bounce;
 mod locks;
+mod transaction;
 mod unsubscribe;
 
 use std::net::IpAddr;
@@ -17,16 +18,17 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use crate::address::{Kind, Recipient};
 use crate::api::{ApiClient, ApiError};
 use crate::config::{BounceSettings, ConfigError, Settings};
 use crate::coordination::{LockError, RedisLocks};
-use crate::metrics::BounceOutcome;
 use crate::metrics::Metrics;
+use crate::outcome::BounceOutcome;
 use crate::reply::Reply;
+use crate::router::{Recipient, RecipientKind};
 
 use crate::classify;
 pub use locks::{AddressLocks, KeyedLocks};
+pub use transaction::{Transaction, TransactionOutcome, deliver_transaction};
 
 /// What the SMTP session hands over once DATA is complete.
 #[derive(Debug, Clone)]
@@ -146,20 +148,16 @@ impl Processor {
         &self.api
     }
 
-    /// Processes one message and gives the reply to DATA.
-    pub async fn process(&self, envelope: &Envelope, message: &[u8]) -> Reply {
-        self.process_reported(envelope, message).await.reply
-    }
-
-    /// [`Processor::process`], with what became of a bounce.
+    /// Processes one message for one recipient: the reply to DATA, with what became of a
+    /// bounce.
     pub async fn process_reported(&self, envelope: &Envelope, message: &[u8]) -> Delivered {
         let handled = match envelope.recipient.kind {
-            Kind::Unsubscribe => self.unsubscribe(envelope).await,
-            Kind::Bounce => self.bounce(envelope, message).await,
+            RecipientKind::Unsubscribe => self.unsubscribe(envelope).await,
+            RecipientKind::Bounce => self.bounce(envelope, message).await,
         };
         handled.log(envelope, message.len());
         let mut reply = handled.reply;
-        if envelope.recipient.kind == Kind::Bounce && reply.code == 250 {
+        if envelope.recipient.kind == RecipientKind::Bounce && reply.code == 250 {
             reply = Reply::ok(BOUNCE_ACCEPTED);
         }
         Delivered {
@@ -172,7 +170,7 @@ impl Processor {
 
 impl Deliver for Processor {
     fn deliver<'a>(&'a self, envelope: &'a Envelope, message: &'a [u8]) -> BoxFuture<'a, Reply> {
-        Box::pin(self.process(envelope, message))
+        Box::pin(async move { self.process_reported(envelope, message).await.reply })
     }
 
     fn deliver_reported<'a>(

@@ -1,4 +1,4 @@
-//! The `un` flow (SPEC §4.1): one anonymous unsubscribe call, and the recognition of an
+//! The `un` flow (docs/behaviour.md §4.1): one anonymous unsubscribe call, and the recognition of an
 //! unsubscribe that an earlier attempt of the same transaction already applied.
 
 use crate::api::{ApiError, Subscription, UnsubscribeOutcome};

@@ -1,4 +1,4 @@
-//! Logging set-up (SPEC §8) and the field names every log line of the project uses.
+//! Logging set-up (the README's Operations section) and the field names every log line of the project uses.
 //!
 //! Logs go to standard error, human-readable by default and one JSON object per line with
 //! `log.format = "json"`. Standard output stays free for what the commands print
@@ -20,7 +20,7 @@
 //! | `enhanced` | the enhanced status code of that reply, e.g. `2.0.0` |
 //! | `size` | message size in bytes |
 //! | `duration_ms` | milliseconds from the end of DATA to the reply |
-//! | `bounce` | for `bn` recipients: `counted`, `not_counted`, `unsubscribed`, `dropped_no_subscription`, `duplicate`, `disabled` or `temporary` ([`crate::metrics::BounceOutcome`]) |
+//! | `bounce` | for `bn` recipients: `counted`, `not_counted`, `unsubscribed`, `dropped_no_subscription`, `duplicate`, `disabled` or `temporary` ([`crate::outcome::BounceOutcome`]) |
 //! | `bounce_reason` | why it did not count (`soft`, `delayed`, `auto_reply`, `not_bounce`, `complaint`, `not_our_recipient`, a filter's key such as `subject_regex`, ...) or why it unsubscribed (`threshold`, `complaint`) |
 //! | `bounce_count` | the subscriber's `hardBounceCount` after the message |
 //!
@@ -46,7 +46,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{LogFormat, LogSettings};
 
-use crate::metrics::{MessageKind, MessageOutcome};
+use crate::outcome::{MessageKind, MessageOutcome};
 use crate::reply::Reply;
 
 /// `tracing` target of the per-transaction lines, for filtering (e.g.

@@ -1,7 +1,7 @@
 //! One SMTP connection: reads command lines and message data from the stream under the
 //! limits (line length, size, timeouts, shutdown), runs them through the [`Session`] state
-//! machine, performs STARTTLS, and hands complete messages to the [`Deliver`]
-//! implementation.
+//! machine, performs STARTTLS, and hands each complete transaction to the flows
+//! ([`crate::flows::deliver_transaction`]), which decide the reply.
 //!
 //! Replies are buffered while the client has more pipelined commands waiting and flushed
 //! before the next read would block (RFC 2920).
@@ -18,14 +18,14 @@ use tokio::time::Instant;
 
 use super::Context;
 use super::io::{BoxStream, write_all_timeout};
-use super::session::{Action, MAX_COMMAND_LINE, Session, Transaction};
+use super::session::{Action, MAX_COMMAND_LINE, Session, TlsAtStart};
 use super::shutdown::Phase;
-use crate::address::{Kind, Recipient};
-use crate::flows::{BounceReport, CodeCheck, Envelope};
+use crate::flows::{Transaction, TransactionOutcome, deliver_transaction};
 use crate::limiter::{Charge, ConnectionPermit};
 use crate::logging;
-use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageKind, MessageOutcome};
+use crate::metrics::{AbortReason, CommandClass, HandshakeMode, MessageOutcome};
 use crate::reply::Reply;
+use crate::router::RecipientKind;
 
 /// Why a connection ended early.
 #[derive(Debug, thiserror::Error)]
@@ -91,13 +91,12 @@ impl Connection {
         stream: BoxStream,
         client: SocketAddr,
         permit: ConnectionPermit,
-        tls_active: bool,
-        starttls_available: bool,
+        tls: TlsAtStart,
         xclient_allowed: bool,
     ) -> Connection {
         let limits = &ctx.settings.inbound_smtp_server.limits;
         let session_deadline = Instant::now() + Duration::from_secs(limits.session_timeout_secs);
-        let mut session = Session::new(client.ip(), tls_active, starttls_available);
+        let mut session = Session::new(client.ip(), tls);
         session.xclient_allowed = xclient_allowed;
         Connection {
             ctx,
@@ -114,11 +113,6 @@ impl Connection {
 
     fn limits(&self) -> &crate::config::SmtpLimits {
         &self.ctx.settings.inbound_smtp_server.limits
-    }
-
-    /// Bytes read before the session started (left over after a PROXY header).
-    pub fn prefill(&mut self, bytes: &[u8]) {
-        self.rbuf.extend_from_slice(bytes);
     }
 
     /// Runs the session to its end. Errors are the client's doing or the network's and are
@@ -299,10 +293,13 @@ impl Connection {
     /// Whether the open transaction needs its message kept: a `un` needs none of it (only
     /// the envelope), a `bn` or postmaster message does.
     fn keeps_body(&self) -> bool {
-        self.session
-            .transaction
-            .as_ref()
-            .is_some_and(|tx| tx.postmaster || tx.recipients.iter().any(|r| r.kind == Kind::Bounce))
+        self.session.transaction.as_ref().is_some_and(|tx| {
+            tx.postmaster
+                || tx
+                    .recipients
+                    .iter()
+                    .any(|r| r.kind == RecipientKind::Bounce)
+        })
     }
 
     fn queue(&mut self, reply: &Reply) {
@@ -475,13 +472,19 @@ impl Connection {
         }
         let _charge = body.charge;
         let started = std::time::Instant::now();
-        let kind = tx
-            .recipients
-            .first()
-            .map(|r| MessageKind::from(r.kind))
-            .unwrap_or(MessageKind::Postmaster);
         let size = body.size;
-        let (reply, bounces) = self.deliver(tx, body.bytes).await;
+        let TransactionOutcome {
+            reply,
+            kind,
+            bounces,
+        } = deliver_transaction(
+            self.ctx.deliver.as_ref(),
+            &self.ctx.failed_unsubscribes,
+            self.session.client,
+            tx,
+            &body.bytes,
+        )
+        .await;
         self.ctx
             .metrics
             .message(kind, MessageOutcome::from_code(reply.code));
@@ -503,11 +506,7 @@ impl Connection {
     }
 
     fn log_refusal(&self, tx: &Transaction, reply: &Reply, size: usize) {
-        let kind = tx
-            .recipients
-            .first()
-            .map(|r| MessageKind::from(r.kind))
-            .unwrap_or(MessageKind::Postmaster);
+        let kind = tx.kind();
         self.ctx
             .metrics
             .message(kind, MessageOutcome::from_code(reply.code));
@@ -518,115 +517,6 @@ impl Connection {
             size,
             elapsed: std::time::Duration::ZERO,
         });
-    }
-
-    /// Delivers the message to each recipient; the reply to DATA, and what became of each
-    /// bounce.
-    async fn deliver(&self, tx: Transaction, message: Vec<u8>) -> (Reply, Vec<BounceReport>) {
-        if tx.recipients.is_empty() {
-            // Only postmaster: RFC 5321 §4.5.1 wants it accepted; we keep a record, not the mail.
-            let parsed = mail_parser::MessageParser::new().parse_headers(&message);
-            let (message_id, subject) = parsed
-                .as_ref()
-                .map(|m| {
-                    (
-                        m.message_id().unwrap_or("").to_string(),
-                        m.subject().unwrap_or("").to_string(),
-                    )
-                })
-                .unwrap_or_default();
-            tracing::info!(
-                client = %self.session.client,
-                kind = "postmaster",
-                outcome = "discarded",
-                code = 250,
-                sender = %super::session::sanitize(&tx.mail_from),
-                message_id = %super::session::sanitize(&message_id),
-                subject = %super::session::sanitize(&subject),
-                size = message.len(),
-                "postmaster message logged and discarded"
-            );
-            return (Reply::ok("message received by postmaster"), Vec::new());
-        }
-        // Every recipient is processed, one after the other (each flow serialises per
-        // address). One temporary failure answers for the whole message: the sender retries
-        // it for all recipients, and a retry is recognised where it was already applied.
-        let total = tx.recipients.len();
-        let mut bounces = Vec::new();
-        let mut temporary: Option<Reply> = None;
-        let mut refused: Vec<(Recipient, Reply)> = Vec::new();
-        let mut accepted: Option<Reply> = None;
-        for recipient in tx.recipients {
-            let envelope = Envelope {
-                client: self.session.client,
-                mail_from: tx.mail_from.clone(),
-                recipient,
-            };
-            let d = self.ctx.deliver.deliver_reported(&envelope, &message).await;
-            self.note_code_check(&envelope.recipient, d.code);
-            bounces.extend(d.bounce);
-            let r = d.reply;
-            if r.is_positive() {
-                accepted.get_or_insert(r);
-            } else if r.is_permanent_failure() {
-                refused.push((envelope.recipient, r));
-            } else {
-                temporary.get_or_insert(r);
-            }
-        }
-        if let Some(r) = temporary {
-            return (r, bounces);
-        }
-        let Some(ok) = accepted else {
-            // Every recipient refused for good: the first refusal speaks for the message.
-            let reply = refused
-                .into_iter()
-                .next()
-                .map(|(_, r)| r)
-                .unwrap_or_else(|| Reply::new(550, "5.1.1", "no recipient accepted"));
-            return (reply, bounces);
-        };
-        if refused.is_empty() {
-            return (ok, bounces);
-        }
-        for (recipient, r) in &refused {
-            tracing::info!(
-                client = %self.session.client,
-                kind = recipient.kind.as_str(),
-                id = recipient.id.as_str(),
-                code = r.code,
-                enhanced = r.enhanced,
-                "recipient refused; the message was accepted for the others"
-            );
-        }
-        // Counts only: the ids are in the log, and a reply line stays short whatever they are.
-        let reply = Reply::ok(format!(
-            "message accepted for {} of {total} recipients; {} refused",
-            total - refused.len(),
-            refused.len()
-        ));
-        (reply, bounces)
-    }
-
-    /// Counts a wrong code for one recipient against its client and its subscription id
-    /// (`docs/reliability.md`); called once per recipient with what its processing learnt.
-    fn note_code_check(&self, recipient: &Recipient, check: CodeCheck) {
-        if check != CodeCheck::Wrong {
-            return;
-        }
-        let client = self.session.client;
-        let id = recipient.id.as_str();
-        let blocks = self.ctx.failed_unsubscribes.record_wrong_code(client, id);
-        tracing::info!(%client, kind = recipient.kind.as_str(), id, "wrong unsubscription code");
-        if blocks.client {
-            tracing::warn!(%client, "client blocked: too many wrong unsubscription codes");
-        }
-        if blocks.id {
-            tracing::warn!(
-                id,
-                "subscription id blocked: too many wrong unsubscription codes"
-            );
-        }
     }
 
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {

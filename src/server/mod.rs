@@ -17,16 +17,16 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::access::Cidrs;
-use crate::address::Router;
 use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
 use crate::limiter::{ByteBudget, ConnectionLimiter, FailedUnsubscribeLimiter};
 use crate::metrics::{CertificateSource, HandshakeMode, ListenerMetrics, Metrics, RejectReason};
 use crate::reply::Reply;
+use crate::router::Router;
 use crate::tls::{TlsError, TlsProvider};
 use connection::Connection;
 use io::{BoxStream, write_all_timeout};
-use session::{RcptGuard, SessionConfig};
+use session::{RcptGuard, SessionConfig, TlsAtStart};
 use shutdown::{Phase, Shutdown};
 
 /// Why the server could not start.
@@ -66,7 +66,7 @@ pub struct Context {
 }
 
 impl RcptGuard for FailedUnsubscribeLimiter {
-    fn check(&self, client: IpAddr, recipient: &crate::address::Recipient) -> Option<Reply> {
+    fn check(&self, client: IpAddr, recipient: &crate::router::Recipient) -> Option<Reply> {
         if let Some(wait) = self.blocked_for(client) {
             return Some(Reply::new(
                 450,
@@ -379,19 +379,17 @@ async fn handle(
             }
         }
     }
-    let starttls = listener.tls == TlsMode::Starttls && ctx.tls.is_some();
+    let tls = if tls_active {
+        TlsAtStart::Active
+    } else if listener.tls == TlsMode::Starttls && ctx.tls.is_some() {
+        TlsAtStart::Offered
+    } else {
+        TlsAtStart::Unavailable
+    };
     // XCLIENT replaces the client address, so it is honoured only where that address is a
     // trusted proxy: after a PROXY header the client is the one the header named.
     let xclient = listener.xclient && ctx.trusted_proxies.contains(client.ip());
-    let conn = Connection::new(
-        ctx.clone(),
-        stream,
-        client,
-        permit,
-        tls_active,
-        starttls,
-        xclient,
-    );
+    let conn = Connection::new(ctx.clone(), stream, client, permit, tls, xclient);
     if let Err(e) = conn.run().await {
         tracing::debug!(%client, error = %e, "connection ended");
     }

@@ -7,9 +7,10 @@ use std::net::IpAddr;
 
 use smtp_proto::{Error as ProtoError, MAIL_BODY_BINARYMIME, MAIL_REQUIRETLS, Request};
 
-use crate::address::{Kind, Recipient, Refusal, Route, Router};
+use crate::flows::Transaction;
 use crate::metrics::{AbortReason, RcptReason};
 use crate::reply::{Reply, printable};
+use crate::router::{Recipient, RecipientKind, Refusal, Route, Router};
 
 /// Command lines longer than this (CRLF included) get `500 5.5.2` (RFC 5321 §4.5.3.1.4).
 pub const MAX_COMMAND_LINE: usize = 512;
@@ -43,19 +44,15 @@ pub enum Action {
     Xclient(String),
 }
 
-/// One mail transaction, from MAIL FROM to the end of DATA.
-#[derive(Debug, Clone, Default)]
-pub struct Transaction {
-    /// Reverse path without brackets; empty for the null sender.
-    pub mail_from: String,
-    pub recipients: Vec<Recipient>,
-    pub postmaster: bool,
-}
-
-impl Transaction {
-    pub fn has_recipient(&self) -> bool {
-        self.postmaster || !self.recipients.is_empty()
-    }
+/// Where a connection stands with TLS when its session starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsAtStart {
+    /// Implicit TLS: the handshake is done before the greeting.
+    Active,
+    /// Plain text, with STARTTLS offered.
+    Offered,
+    /// Plain text, no TLS on this listener.
+    Unavailable,
 }
 
 /// A hook asked before accepting a `un` or `bn` recipient, so a client or an id that keeps
@@ -88,12 +85,12 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(client: IpAddr, tls_active: bool, starttls_available: bool) -> Session {
+    pub fn new(client: IpAddr, tls: TlsAtStart) -> Session {
         Session {
             client,
             helo: None,
-            tls_active,
-            starttls_available,
+            tls_active: tls == TlsAtStart::Active,
+            starttls_available: tls == TlsAtStart::Offered,
             xclient_allowed: false,
             transaction: None,
             rcpt_refusal: None,
@@ -208,7 +205,7 @@ impl Session {
                     );
                 }
                 // The parser hands over a quoted local part unquoted; our addresses never
-                // have one, and a quoted one is not the un/bn pattern (SPEC §2).
+                // have one, and a quoted one is not the un/bn pattern (docs/behaviour.md §2).
                 let quoted = line.contains(&b'"');
                 // The parser hands over `<postmaster>` without a domain as an empty path.
                 let address = if to.address.is_empty() && is_bare_postmaster(line) {
@@ -472,7 +469,7 @@ impl Session {
                         ),
                     ));
                 }
-                if recipient.kind == Kind::Unsubscribe && tx.mail_from.is_empty() {
+                if recipient.kind == RecipientKind::Unsubscribe && tx.mail_from.is_empty() {
                     self.rcpt_refusal = Some(RcptReason::UnknownRecipient);
                     return self.error(
                         cfg,
@@ -562,11 +559,6 @@ fn is_bare_postmaster(line: &[u8]) -> bool {
         .is_some_and(|close| rest[..close].eq_ignore_ascii_case(b"postmaster"))
 }
 
-/// Keeps client-supplied text printable and short before it is echoed or logged.
-pub fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).take(100).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,7 +577,7 @@ mod tests {
             max_noops: 3,
         };
         (
-            Session::new("192.0.2.1".parse().unwrap(), false, true),
+            Session::new("192.0.2.1".parse().unwrap(), TlsAtStart::Offered),
             cfg,
             Router::new(&s).unwrap(),
         )

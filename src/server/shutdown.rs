@@ -1,4 +1,4 @@
-//! Graceful shutdown (SPEC §3): stop accepting, let transactions in flight finish within a
+//! Graceful shutdown (docs/behaviour.md §3): stop accepting, let transactions in flight finish within a
 //! grace period, then close what is left with `421 4.3.2`.
 //!
 //! One [`Shutdown`] is shared by the listeners and every connection. It moves forward

@@ -1,4 +1,4 @@
-//! The recipient router (SPEC §2): which RCPT TO addresses we accept and what they mean.
+//! The recipient router (docs/behaviour.md §2): which RCPT TO addresses we accept and what they mean.
 //!
 //! `un-{id}-{code}@{domain}` is a list-unsubscribe request, `bn-{id}-{code}@{domain}` a
 //! bounce; `postmaster@{domain}` is accepted and discarded; everything else is refused so
@@ -12,16 +12,25 @@ use crate::reply::{Reply, printable};
 
 /// What a `un`/`bn` recipient asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum RecipientKind {
     Unsubscribe,
     Bounce,
 }
 
-impl Kind {
+impl RecipientKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Unsubscribe => "un",
-            Kind::Bounce => "bn",
+            RecipientKind::Unsubscribe => "un",
+            RecipientKind::Bounce => "bn",
+        }
+    }
+}
+
+impl From<RecipientKind> for crate::outcome::MessageKind {
+    fn from(kind: RecipientKind) -> Self {
+        match kind {
+            RecipientKind::Unsubscribe => crate::outcome::MessageKind::Un,
+            RecipientKind::Bounce => crate::outcome::MessageKind::Bn,
         }
     }
 }
@@ -29,7 +38,7 @@ impl Kind {
 /// An accepted `un`/`bn` recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Recipient {
-    pub kind: Kind,
+    pub kind: RecipientKind,
     pub id: String,
     pub code: String,
     /// The address as the client gave it.
@@ -112,14 +121,14 @@ impl Router {
             return Ok(Route::Postmaster);
         }
         let (kind, rest) = if let Some(rest) = local.strip_prefix("un-") {
-            (Kind::Unsubscribe, rest)
+            (RecipientKind::Unsubscribe, rest)
         } else if let Some(rest) = local.strip_prefix("bn-") {
-            (Kind::Bounce, rest)
+            (RecipientKind::Bounce, rest)
         } else {
             return Err(unknown());
         };
         // The id stops at the first '-' after the prefix and must not be empty; the code
-        // is the rest (SPEC §2: `^(un|bn)-(.+?)-(.*)$`).
+        // is the rest (docs/behaviour.md §2: `^(un|bn)-(.+?)-(.*)$`).
         let Some((id, code)) = rest.split_once('-') else {
             return Err(unknown());
         };
@@ -132,7 +141,7 @@ impl Router {
         {
             return Err(unknown());
         }
-        if kind == Kind::Unsubscribe && !self.unsubscribe_enabled {
+        if kind == RecipientKind::Unsubscribe && !self.unsubscribe_enabled {
             return Err(Refusal::Disabled);
         }
         Ok(Route::Notify(Recipient {
@@ -162,7 +171,7 @@ mod tests {
         assert_eq!(
             r.route("un-5f3e-12345@notify.example"),
             Ok(Route::Notify(Recipient {
-                kind: Kind::Unsubscribe,
+                kind: RecipientKind::Unsubscribe,
                 id: "5f3e".into(),
                 code: "12345".into(),
                 address: "un-5f3e-12345@notify.example".into()
@@ -172,7 +181,7 @@ mod tests {
             Ok(Route::Notify(rc)) => {
                 assert_eq!(
                     (rc.kind, rc.id.as_str(), rc.code.as_str()),
-                    (Kind::Bounce, "1", "abc-def")
+                    (RecipientKind::Bounce, "1", "abc-def")
                 )
             }
             other => panic!("{other:?}"),
