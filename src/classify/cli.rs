@@ -1,4 +1,4 @@
-//! The offline `classify` command (SPEC §7): runs the classifier and the configured
+//! The offline `classify` command (README, "Bounce classification"): runs the classifier and the configured
 //! filters over `.eml` files, directories of them (recursively, so maildirs too), mbox
 //! files and standard input, for an operator tuning the bounce regexes. It owns the only
 //! I/O of the classifier module.
@@ -17,7 +17,7 @@ use crate::config::Settings;
 pub enum OutputFormat {
     /// Readable by an operator, with a closing summary.
     Text,
-    /// One JSON object per message (SPEC §7).
+    /// One JSON object per message (docs/classifier.md).
     Jsonl,
 }
 
