@@ -55,34 +55,11 @@ pub const API_LATENCY_BUCKETS: [f64; 13] = [
 ];
 
 /// Defines a label enum with its Prometheus spelling, the list of its values (to create
-/// every series up front) and a dense index (to find a series without hashing).
+/// every series up front) and a dense index (to find a series without hashing): the
+/// outcome words' definition, plus the label encoding.
 macro_rules! label_enum {
-    (
-        $(#[$meta:meta])*
-        $name:ident { $( $(#[$vmeta:meta])* $variant:ident => $text:literal ),+ $(,)? }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum $name {
-            $( $(#[$vmeta])* $variant ),+
-        }
-
-        impl $name {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The label value as it appears in the metrics text.
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-
-            fn index(self) -> usize {
-                self as usize
-            }
-        }
-
+    ($(#[$meta:meta])* $name:ident $body:tt) => {
+        crate::outcome::words! { $(#[$meta])* $name $body }
         label_value!($name);
     };
 }

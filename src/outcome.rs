@@ -31,6 +31,9 @@ macro_rules! words {
     };
 }
 
+/// Also used by the metrics for their own label words.
+pub(crate) use words;
+
 words! {
     /// Which kind of recipient a message was for.
     MessageKind {
