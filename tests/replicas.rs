@@ -222,25 +222,6 @@ fn replica(
     command.spawn().expect("the notify-inbound binary starts")
 }
 
-/// Waits until a full SMTP greeting comes from the replica `name` on `port`.
-async fn wait_greeting_from(port: u16, name: &str) {
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..400 {
-        if let Ok(mut s) = mta::connect(addr, None).await {
-            let mut r = mta::Replies::new();
-            if let Ok(Some(g)) =
-                tokio::time::timeout(Duration::from_millis(500), r.next(&mut s)).await
-                && g.starts_with("220 ")
-                && g.contains(name)
-            {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no greeting from {name} on port {port}");
-}
-
 /// Two replicas sharing `fake` (and Redis when given); their SMTP addresses.
 async fn two_replicas(
     fake: &FakeApi,
@@ -250,8 +231,8 @@ async fn two_replicas(
     let (port_a, port_b) = (free_port(), free_port());
     let a = replica(fake, "replica-a.invalid.local", port_a, dir, coordination);
     let b = replica(fake, "replica-b.invalid.local", port_b, dir, coordination);
-    wait_greeting_from(port_a, "replica-a").await;
-    wait_greeting_from(port_b, "replica-b").await;
+    mta::wait_greeting_from(port_a, "replica-a").await;
+    mta::wait_greeting_from(port_b, "replica-b").await;
     let addr = |p: u16| format!("127.0.0.1:{p}").parse().unwrap();
     ([addr(port_a), addr(port_b)], [a, b])
 }

@@ -112,25 +112,6 @@ fn haproxy(listen: u16, backends: [u16; 2], dir: &Path) -> Child {
         .expect("haproxy starts")
 }
 
-/// Waits until a full SMTP greeting comes through `port` from the replica `name`.
-async fn wait_greeting_from(port: u16, name: &str) {
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..400 {
-        if let Ok(mut s) = mta::connect(addr, None).await {
-            let mut r = mta::Replies::new();
-            if let Ok(Some(g)) =
-                tokio::time::timeout(Duration::from_millis(500), r.next(&mut s)).await
-                && g.starts_with("220 ")
-                && g.contains(name)
-            {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("no greeting from {name} on port {port}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_behind_haproxy_one_killed_under_load_every_message_applied_once() {
     let dir = tempfile::tempdir().unwrap();
@@ -138,10 +119,10 @@ async fn two_replicas_behind_haproxy_one_killed_under_load_every_message_applied
     let (port_a, port_b, front) = (free_port(), free_port(), free_port());
     let mut a = replica(&fake, "replica-a.invalid.local", port_a, dir.path());
     let _b = replica(&fake, "replica-b.invalid.local", port_b, dir.path());
-    wait_greeting_from(port_a, "replica-a").await;
-    wait_greeting_from(port_b, "replica-b").await;
+    mta::wait_greeting_from(port_a, "replica-a").await;
+    mta::wait_greeting_from(port_b, "replica-b").await;
     let _proxy = haproxy(front, [port_a, port_b], dir.path());
-    wait_greeting_from(front, "replica-").await;
+    mta::wait_greeting_from(front, "replica-").await;
     let front_addr = format!("127.0.0.1:{front}").parse().unwrap();
 
     // 300 messages: 150 unsubscribes and 150 bounces, each for its own subscriber (the

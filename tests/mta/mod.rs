@@ -188,3 +188,23 @@ pub async fn deliver_with_retries(
         tokio::time::sleep(backoff).await;
     }
 }
+
+/// Waits until a full SMTP greeting naming `name` (a replica's hostname) comes from `port`
+/// on 127.0.0.1, directly or through a proxy in front of the replicas.
+pub async fn wait_greeting_from(port: u16, name: &str) {
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    for _ in 0..400 {
+        if let Ok(mut s) = connect(addr, None).await {
+            let mut r = Replies::new();
+            if let Ok(Some(g)) =
+                tokio::time::timeout(Duration::from_millis(500), r.next(&mut s)).await
+                && g.starts_with("220 ")
+                && g.contains(name)
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no greeting from {name} on port {port}");
+}
