@@ -11,7 +11,6 @@ mod harness;
 mod mta;
 
 use std::net::{IpAddr, SocketAddr};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -338,24 +337,7 @@ async fn xclient_cannot_readdress_a_client_named_by_a_proxy_header() {
 /// Starts the binary against `fake` on a free port with the shipped defaults and `env`.
 fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
     let port = free_port();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
-    cmd.arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN", DOMAIN)
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            port.to_string(),
-        )
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
-        .env_remove("RUST_LOG")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = common::serve_command(&fake.host_url(), DOMAIN, port);
     for (k, v) in env {
         cmd.env(k, v);
     }

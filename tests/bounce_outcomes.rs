@@ -5,7 +5,6 @@
 mod common;
 mod harness;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::dsn::Dsn;
@@ -17,34 +16,15 @@ const SUBSCRIBER: &str = "bar@foo.com";
 
 fn spawn(fake: &FakeApi, ops: &str) -> (tokio::process::Child, u16) {
     let port = free_port();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
-    cmd.arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN",
-            "invalid.local",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            port.to_string(),
-        )
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", ops)
+    let mut cmd = common::serve_command(&fake.host_url(), "invalid.local", port);
+    cmd.env("NOTIFY_INBOUND__OPERATIONS__LISTEN", ops)
         .env("NOTIFY_INBOUND__LOG__FORMAT", "json")
         // SIGTERM ends the test; no load balancer to drain from.
         .env(
             "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__DRAIN_DELAY_SECS",
             "0",
         )
-        .env("NOTIFY_INBOUND__BOUNCE__COMPLAINTS_UNSUBSCRIBE", "true")
-        .env_remove("RUST_LOG")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .env("NOTIFY_INBOUND__BOUNCE__COMPLAINTS_UNSUBSCRIBE", "true");
     (cmd.spawn().expect("binary starts"), port)
 }
 

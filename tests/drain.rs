@@ -8,7 +8,6 @@ mod common;
 mod harness;
 
 use std::collections::HashSet;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::fake_api::FakeApi;
@@ -26,31 +25,12 @@ struct Running {
 /// endpoint on another, JSON logs on standard error, with `env` added.
 fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> Running {
     let (smtp, ops) = (free_port(), free_port());
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
-    cmd.arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN",
-            "invalid.local",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            smtp.to_string(),
-        )
-        .env(
-            "NOTIFY_INBOUND__OPERATIONS__LISTEN",
-            format!("127.0.0.1:{ops}"),
-        )
-        .env("NOTIFY_INBOUND__LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut cmd = common::serve_command(&fake.host_url(), "invalid.local", smtp);
+    cmd.env(
+        "NOTIFY_INBOUND__OPERATIONS__LISTEN",
+        format!("127.0.0.1:{ops}"),
+    )
+    .env("NOTIFY_INBOUND__LOG__FORMAT", "json");
     for (k, v) in env {
         cmd.env(k, v);
     }

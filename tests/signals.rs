@@ -5,7 +5,6 @@
 mod common;
 mod harness;
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::fake_api::{FakeApi, Fault};
@@ -15,32 +14,13 @@ use harness::{Client, code};
 /// Starts the binary against `fake` on a free port with `env` added; returns it and the port.
 fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
     let port = free_port();
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
-    cmd.arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN",
-            "invalid.local",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            port.to_string(),
-        )
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
+    let mut cmd = common::serve_command(&fake.host_url(), "invalid.local", port);
+    cmd
         // SIGTERM's drain delay has tests of its own (tests/drain.rs).
         .env(
             "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__DRAIN_DELAY_SECS",
             "0",
-        )
-        .env_remove("RUST_LOG")
-        .current_dir(std::env::temp_dir())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        );
     for (k, v) in env {
         cmd.env(k, v);
     }

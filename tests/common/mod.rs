@@ -15,6 +15,33 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The `notify-inbound serve` binary under test, set up as the tests that run the real
+/// process want it: calling the API at `api_url`, plain SMTP with STARTTLS on
+/// 127.0.0.1:`smtp_port` for `domain`, no operations endpoint, `RUST_LOG` unset, standard
+/// output dropped and standard error piped (the log), killed when dropped. Callers add the
+/// settings their test is about with `.env(..)`; a later `.env` for the same key wins.
+pub fn serve_command(api_url: &str, domain: &str, smtp_port: u16) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
+    cmd.arg("serve")
+        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", api_url)
+        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN", domain)
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
+            "127.0.0.1",
+        )
+        .env(
+            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
+            smtp_port.to_string(),
+        )
+        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
+        .env_remove("RUST_LOG")
+        .current_dir(std::env::temp_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
 /// JavaScript's `encodeURIComponent`, written out here (not the crate's encoder) as the
 /// oracle for request lines the fake API receives.
 pub fn encode_uri_component(s: &str) -> String {
