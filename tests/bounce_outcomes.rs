@@ -28,17 +28,6 @@ fn spawn(fake: &FakeApi, ops: &str) -> (tokio::process::Child, u16) {
     (cmd.spawn().expect("binary starts"), port)
 }
 
-async fn connect(port: u16) -> Client<tokio::net::TcpStream> {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..200 {
-        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
-            return Client::new(s);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server not listening on {addr}");
-}
-
 /// One transaction from the null sender to `rcpts`; the reply to DATA.
 async fn bounce(c: &mut Client<tokio::net::TcpStream>, rcpts: &[String], message: &str) -> u16 {
     assert_eq!(code(&c.cmd("MAIL FROM:<>").await), 250);
@@ -74,7 +63,7 @@ async fn the_transaction_line_and_the_metric_say_what_became_of_each_bounce() {
     let plaintiff = fake.add_subscription("myService", "baz@foo.com", "999");
     let ops = format!("127.0.0.1:{}", free_port());
     let (child, port) = spawn(&fake, &ops);
-    let mut c = connect(port).await;
+    let mut c = Client::connect_when_listening(port).await;
     assert_eq!(code(&c.reply().await), 220);
     c.cmd("EHLO client.example").await;
 

@@ -178,37 +178,22 @@ fn replica(
     coordination: Option<Coordination<'_>>,
 ) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    let mut command = Command::new(env!("CARGO_BIN_EXE_notify-inbound"));
+    let mut command = common::serve_command(&fake.host_url(), DOMAIN, port);
     command
-        .arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN", DOMAIN)
         .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__HOSTNAME", name)
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            port.to_string(),
-        )
         .env(
             "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__MAX_CONNECTIONS_PER_IP",
             "200",
         )
         // The count must be free to reach every bounce sent: no threshold unsubscribe.
         .env("NOTIFY_INBOUND__BOUNCE__UNSUB_THRESHOLD", "1000")
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
         // 1 s: the lock expiry derived from it is 13 s, so a lock left behind by an outage
         // lapses within the test's time.
         .env("NOTIFY_INBOUND__API__TIMEOUT_MS", "1000")
         .env("NOTIFY_INBOUND__LOG__LEVEL", "info")
-        .env_remove("RUST_LOG")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true);
+        .stderr(log);
     if let Some(c) = coordination {
         command
             .env("NOTIFY_INBOUND__COORDINATION__REDIS_URL", c.redis.url())

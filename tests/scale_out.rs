@@ -41,31 +41,16 @@ fn haproxy_binary() -> String {
 /// One replica: the binary on `port`, greeting as `name`, logging to `dir/name.log`.
 fn replica(fake: &FakeApi, name: &str, port: u16, dir: &Path) -> Child {
     let log = std::fs::File::create(dir.join(format!("{name}.log"))).unwrap();
-    Command::new(env!("CARGO_BIN_EXE_notify-inbound"))
-        .arg("serve")
-        .env("NOTIFY_INBOUND__INTERNAL_HTTP_HOST", fake.host_url())
-        .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__DOMAIN", DOMAIN)
+    common::serve_command(&fake.host_url(), DOMAIN, port)
         .env("NOTIFY_INBOUND__INBOUND_SMTP_SERVER__HOSTNAME", name)
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_IP",
-            "127.0.0.1",
-        )
-        .env(
-            "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LISTENING_SMTP_PORT",
-            port.to_string(),
-        )
         .env(
             "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__LIMITS__MAX_CONNECTIONS_PER_IP",
             "200",
         )
-        .env("NOTIFY_INBOUND__OPERATIONS__LISTEN", "")
         .env("NOTIFY_INBOUND__API__TIMEOUT_MS", "5000")
-        .env_remove("RUST_LOG")
         .current_dir(dir)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(log)
-        .kill_on_drop(true)
         .spawn()
         .expect("the notify-inbound binary starts")
 }

@@ -27,17 +27,6 @@ fn spawn(fake: &FakeApi, env: &[(&str, &str)]) -> (tokio::process::Child, u16) {
     (cmd.spawn().expect("binary starts"), port)
 }
 
-async fn connect(port: u16) -> Client<tokio::net::TcpStream> {
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-    for _ in 0..200 {
-        if let Ok(s) = tokio::net::TcpStream::connect(addr).await {
-            return Client::new(s);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("server not listening on {addr}");
-}
-
 #[tokio::test]
 async fn sigterm_mid_transaction_finishes_it_then_exits() {
     let fake = FakeApi::start().await;
@@ -100,7 +89,7 @@ async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
             ("NOTIFY_INBOUND__LOG__LEVEL", "debug"),
         ],
     );
-    let mut c = connect(port).await;
+    let mut c = Client::connect_when_listening(port).await;
     assert_eq!(code(&c.reply().await), 220);
     c.cmd("EHLO client.example").await;
     for (from, rcpt) in [
@@ -161,7 +150,7 @@ async fn operations_endpoint_reports_health_readiness_and_metrics() {
         &fake,
         &[("NOTIFY_INBOUND__OPERATIONS__LISTEN", ops.as_str())],
     );
-    let mut c = connect(port).await;
+    let mut c = Client::connect_when_listening(port).await;
     assert_eq!(code(&c.reply().await), 220);
     let http = reqwest::Client::new();
     let get = |path: &str| {

@@ -115,6 +115,19 @@ pub struct Client<S> {
 }
 
 impl Client<TcpStream> {
+    /// Connects to 127.0.0.1:`port` once something listens there (a binary just started),
+    /// trying for 10 s.
+    pub async fn connect_when_listening(port: u16) -> Client<TcpStream> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        for _ in 0..200 {
+            if let Ok(s) = TcpStream::connect(addr).await {
+                return Client::new(s);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("server not listening on {addr}");
+    }
+
     pub async fn connect(addr: SocketAddr) -> Client<TcpStream> {
         let stream = TcpStream::connect(addr).await.expect("connect");
         Client {
