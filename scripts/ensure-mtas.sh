@@ -13,6 +13,9 @@
 # Usage: scripts/ensure-mtas.sh [--check]
 #   --check  only check; exit non-zero with the install line if anything is missing.
 set -euo pipefail
+# shellcheck source=scripts/lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+SELF=ensure-mtas
 cd "$(dirname "$0")/.."
 
 EXIM_ROOT=${EXIM_ROOT:-target/mta/exim4}
@@ -22,10 +25,6 @@ EXIM_BIN="$EXIM_ROOT/usr/sbin/exim4"
 EXIM_DEBS=(exim4-daemon-light exim4-base exim4-config)
 EXIM_LIBS=(libdb5.3 libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libnsl2 libpcre2-8-0 libcrypt1)
 INSTALL_LINE="scripts/ensure-mtas.sh (as root: apt-get install -y postfix ${EXIM_LIBS[*]}; apt-get download ${EXIM_DEBS[*]}; dpkg -x each into $EXIM_ROOT; useradd --system --user-group Debian-exim)"
-
-apt_get() {
-    apt-get -o DPkg::Lock::Timeout=600 "$@"
-}
 
 missing() {
     command -v postfix >/dev/null 2>&1 || [[ -x /usr/sbin/postfix ]] || echo "postfix"
@@ -52,40 +51,15 @@ fi
 
 echo "ensure-mtas: missing:" >&2
 sed 's/^/  - /' <<<"$gaps" >&2
-if [[ "${1:-}" == "--check" ]]; then
-    echo "ensure-mtas: install them with: $INSTALL_LINE" >&2
-    exit 1
-fi
-if [[ $(id -u) -ne 0 ]]; then
-    echo "ensure-mtas: not root, cannot install; run as root: $INSTALL_LINE" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-mtas: no apt-get on this machine; install postfix and unpack exim4-daemon-light into $EXIM_ROOT by hand" >&2
-    exit 1
-fi
+may_install "${1:-}"
 
 export DEBIAN_FRONTEND=noninteractive
 apt_get update
 
 if [[ ! -x /usr/sbin/postfix ]]; then
     echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
-    # The package would start the system's Postfix; policy-rc.d keeps it stopped, so only the
-    # tests' own instances listen.
-    policy=/usr/sbin/policy-rc.d
-    created_policy=0
-    if [[ ! -e "$policy" ]]; then
-        printf '#!/bin/sh\nexit 101\n' >"$policy"
-        chmod 755 "$policy"
-        created_policy=1
-    fi
-    status=0
-    apt_get install -y --no-install-recommends postfix || status=$?
-    if ((created_policy)); then rm -f "$policy"; fi
-    if ((status != 0)); then
-        echo "ensure-mtas: installing postfix failed (exit $status)" >&2
-        exit 1
-    fi
+    # Only the tests' own instances listen, never the system's Postfix.
+    install_without_services postfix
 fi
 
 if [[ ! -x "$EXIM_BIN" ]] || ! "$EXIM_BIN" -C /dev/null -bV >/dev/null 2>&1; then

@@ -6,6 +6,9 @@
 # Usage: scripts/ensure-proxies.sh [--check]
 #   --check  only check; exit non-zero with the install line if anything is missing.
 set -euo pipefail
+# shellcheck source=scripts/lib/apt.sh
+source "$(dirname "$0")/lib/apt.sh"
+SELF=ensure-proxies
 
 PACKAGES=(nginx libnginx-mod-stream libnginx-mod-mail haproxy)
 INSTALL_LINE="apt-get update && apt-get install -y ${PACKAGES[*]}"
@@ -53,38 +56,10 @@ fi
 echo "ensure-proxies: missing:" >&2
 sed 's/^/  - /' <<<"$gaps" >&2
 
-if [[ "${1:-}" == "--check" ]]; then
-    echo "ensure-proxies: install them with: $INSTALL_LINE" >&2
-    exit 1
-fi
-
-if [[ $(id -u) -ne 0 ]]; then
-    echo "ensure-proxies: not root, cannot install; run as root: $INSTALL_LINE" >&2
-    exit 1
-fi
-if ! command -v apt-get >/dev/null 2>&1; then
-    echo "ensure-proxies: no apt-get on this machine; install nginx (with stream and mail modules) and haproxy by hand" >&2
-    exit 1
-fi
-
-echo "ensure-proxies: running: $INSTALL_LINE" >&2
-export DEBIAN_FRONTEND=noninteractive
-# Debian's nginx package starts a system service on install; policy-rc.d keeps it (and haproxy)
-# from being started, so nothing listens on port 80 behind the tests' back.
-policy=/usr/sbin/policy-rc.d
-created_policy=0
-if [[ ! -e "$policy" ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy"
-    chmod 755 "$policy"
-    created_policy=1
-fi
-status=0
-{ apt-get update && apt-get install -y --no-install-recommends "${PACKAGES[@]}"; } || status=$?
-if ((created_policy)); then rm -f "$policy"; fi
-if ((status != 0)); then
-    echo "ensure-proxies: install failed (exit $status): $INSTALL_LINE" >&2
-    exit 1
-fi
+may_install "${1:-}"
+echo "$SELF: running: $INSTALL_LINE" >&2
+# Debian's nginx package would start a system service on install (port 80).
+install_without_services "${PACKAGES[@]}"
 
 gaps=$(missing)
 if [[ -n "$gaps" ]]; then
