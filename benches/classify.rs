@@ -22,7 +22,7 @@ fn corpus() -> Vec<Vec<u8>> {
 
 fn bench(c: &mut Criterion) {
     let emails = corpus();
-    let filters = Filters::new(&Settings::defaults().expect("defaults").bounce).expect("filters");
+    let filters = Filters::new(&Settings::defaults().expect("defaults").bounce);
     let mut group = c.benchmark_group("corpus");
     group.throughput(Throughput::Elements(emails.len() as u64));
     group.bench_function("classify", |b| {

@@ -15,11 +15,11 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, IntoConnectionInfo, Script};
+use redis::{AsyncConnectionConfig, Client, Script};
 use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
-use crate::config::{ConfigError, Settings, redact_url_password};
+use crate::config::{ConfigError, Settings};
 use crate::metrics::{LockRelease, LockResult, Metrics, RedisOp};
 
 /// Takes the lock, or finds it already ours: an earlier attempt of the same holding whose
@@ -108,33 +108,22 @@ impl RedisLocks {
     /// The locks configured by `[coordination]`, or `None` when `redis_url` is empty.
     pub fn from_settings(settings: &Settings) -> Result<Option<RedisLocks>, ConfigError> {
         let c = &settings.coordination;
-        if !c.enabled() {
+        let Some(info) = &c.redis else {
             return Ok(None);
-        }
-        let url = c.redis_url.trim();
-        let shown_url = redact_url_password(url);
-        let invalid = |e: redis::RedisError| {
+        };
+        let shown_url = c.shown_url.clone();
+        let client = Client::open(info.clone()).map_err(|e| {
             ConfigError::invalid(
                 "coordination.redis_url",
                 &shown_url,
                 format!("a redis:// or rediss:// URL ({e})"),
             )
-        };
-        let mut info = url.into_connection_info().map_err(invalid)?;
-        if !c.redis_password.is_empty() {
-            let redis = info
-                .redis_settings()
-                .clone()
-                .set_password(&c.redis_password);
-            info = info.set_redis_settings(redis);
-        }
-        let client = Client::open(info).map_err(invalid)?;
-        let command_timeout = Duration::from_millis(c.redis_timeout_ms);
-        let expiry_ms = c.effective_lock_expiry_ms(&settings.api);
+        })?;
+        let command_timeout = c.redis_timeout;
         tracing::info!(
             redis_url = shown_url.as_str(),
-            lock_expiry_ms = expiry_ms,
-            lock_acquire_timeout_ms = c.lock_acquire_timeout_ms,
+            lock_expiry_ms = c.lock_expiry.as_millis() as u64,
+            lock_acquire_timeout_ms = c.lock_acquire_timeout.as_millis() as u64,
             "coordination: bounce updates are serialised across replicas through Redis"
         );
         let config = AsyncConnectionConfig::new()
@@ -145,8 +134,8 @@ impl RedisLocks {
             config,
             connection: tokio::sync::Mutex::new((0, None)),
             key_prefix: c.key_prefix.clone(),
-            expiry: Duration::from_millis(expiry_ms),
-            acquire_timeout: Duration::from_millis(c.lock_acquire_timeout_ms),
+            expiry: c.lock_expiry,
+            acquire_timeout: c.lock_acquire_timeout,
             command_timeout,
             acquire: Script::new(ACQUIRE),
             release: Script::new(RELEASE),

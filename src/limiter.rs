@@ -255,11 +255,11 @@ impl FailedUnsubscribeLimiter {
     pub fn from_limits(limits: &crate::config::SmtpLimits) -> Self {
         Self::new(
             limits.failed_unsubscribe_threshold,
-            Duration::from_secs(limits.failed_unsubscribe_window_secs),
+            limits.failed_unsubscribe_window,
         )
         .with_per_id(
             limits.failed_code_per_id_threshold,
-            Duration::from_secs(limits.failed_code_per_id_window_secs),
+            limits.failed_code_per_id_window,
         )
     }
 

@@ -4,13 +4,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
 use notify_inbound::api::ApiClient;
 use notify_inbound::classify::OutputFormat;
-use notify_inbound::config::{Settings, Sources};
+use notify_inbound::config::{RawSettings, Settings, Sources};
 use notify_inbound::flows::Processor;
 use notify_inbound::metrics::Metrics;
 use notify_inbound::ops::{self, ApiMonitor, HttpApiProbe, OpsState, Readiness};
@@ -80,18 +79,22 @@ enum Command {
 fn main() -> ExitCode {
     tune_allocator();
     let cli = Cli::parse();
-    let settings = match Settings::load(&Sources {
+    let sources = Sources {
         file: cli.config.clone(),
         env: true,
+    };
+    let (raw, settings) = match RawSettings::load(&sources).and_then(|raw| {
+        let settings = raw.validate()?;
+        Ok((raw, settings))
     }) {
-        Ok(s) => s,
+        Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("notify-inbound: {e}");
             return ExitCode::from(2);
         }
     };
     match cli.command.unwrap_or(Command::Serve) {
-        Command::CheckConfig => match toml::to_string_pretty(&settings.redacted()) {
+        Command::CheckConfig => match toml::to_string_pretty(&raw.redacted()) {
             Ok(text) => {
                 println!("# configuration is valid\n{text}");
                 ExitCode::SUCCESS
@@ -193,7 +196,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     // Only SIGTERM, what orchestrators send, waits: the endpoint removal is still on its way
     // to the load balancers, whose new connections keep arriving meanwhile. A second signal
     // cuts the wait short.
-    let drain = Duration::from_secs(settings.inbound_smtp_server.limits.drain_delay_secs);
+    let drain = settings.inbound_smtp_server.limits.drain_delay;
     if signal == StopSignal::Terminate && !drain.is_zero() {
         tracing::info!(
             drain_delay_secs = drain.as_secs(),
@@ -206,7 +209,7 @@ async fn run(settings: Settings) -> Result<(), Box<dyn std::error::Error>> {
     }
     readiness.set_listeners_ready(false);
     api_monitor.abort();
-    let grace = Duration::from_secs(settings.inbound_smtp_server.limits.shutdown_grace_secs);
+    let grace = settings.inbound_smtp_server.limits.shutdown_grace;
     tracing::info!(
         grace_secs = grace.as_secs(),
         "shutting down: no new connections, finishing transactions in flight"

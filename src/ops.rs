@@ -42,10 +42,6 @@ pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0;
 /// Errors setting up the operations endpoint.
 #[derive(Debug, thiserror::Error)]
 pub enum OpsError {
-    #[error(
-        "operations.listen = {value:?} is not host:port (such as 127.0.0.1:9025, or empty to turn the endpoint off)"
-    )]
-    InvalidListen { value: String },
     #[error("cannot listen on operations.listen = {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -289,13 +285,9 @@ pub fn router(state: OpsState) -> Router {
 
 /// Binds `operations.listen`; `Ok(None)` when it is empty (endpoint off).
 pub async fn bind(settings: &OperationsSettings) -> Result<Option<TcpListener>, OpsError> {
-    let value = settings.listen.trim();
-    if value.is_empty() {
+    let Some(addr) = settings.listen else {
         return Ok(None);
-    }
-    let addr: SocketAddr = value.parse().map_err(|_| OpsError::InvalidListen {
-        value: value.to_string(),
-    })?;
+    };
     TcpListener::bind(addr)
         .await
         .map(Some)

@@ -7,7 +7,7 @@
 
 use regex::Regex;
 
-use crate::config::{ConfigError, Settings, compile_regex};
+use crate::config::Settings;
 use crate::reply::{Reply, printable};
 
 /// What a `un`/`bn` recipient asks for.
@@ -97,14 +97,14 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(settings: &Settings) -> Result<Router, ConfigError> {
+    pub fn new(settings: &Settings) -> Router {
         let s = &settings.inbound_smtp_server;
-        Ok(Router {
-            domains: settings.domains(),
-            id_regex: compile_regex("inbound_smtp_server.id_regex", &s.id_regex)?,
-            code_regex: compile_regex("inbound_smtp_server.code_regex", &s.code_regex)?,
+        Router {
+            domains: s.domains.clone(),
+            id_regex: s.id_regex.clone(),
+            code_regex: s.code_regex.clone(),
             unsubscribe_enabled: settings.list_unsubscribe_by_email.enabled,
-        })
+        }
     }
 
     /// Routes one RCPT TO address (without angle brackets) or gives the refusal.
@@ -162,7 +162,7 @@ mod tests {
             "[inbound_smtp_server]\ndomain = 'notify.example, Other.Example'\n",
         )
         .unwrap();
-        Router::new(&s).unwrap()
+        Router::new(&s)
     }
 
     #[test]

@@ -8,7 +8,7 @@
 //! `Status: 5.0.0`, which must not count as hard.
 
 use notify_inbound::classify::{Assessment, Filters, assess, explain, outcome};
-use notify_inbound::config::Settings;
+use notify_inbound::config::{RawSettings, Settings};
 
 const SUB: &str = "bar@foo.com";
 
@@ -204,7 +204,7 @@ fn exim_unrouteable() -> String {
 
 fn decide(toml: &str, raw: &str) -> Assessment {
     let settings = Settings::from_toml_str(toml).unwrap();
-    let f = Filters::new(&settings.bounce).unwrap();
+    let f = Filters::new(&settings.bounce);
     assess(raw.as_bytes(), &f, Some(SUB))
 }
 
@@ -256,7 +256,7 @@ fn exim_expired_full_mailbox_reported_as_5_0_0_does_not_count() {
     assert_eq!(a.why, "soft");
     let why = explain(
         &a,
-        &Filters::new(&Settings::defaults().unwrap().bounce).unwrap(),
+        &Filters::new(&Settings::defaults().unwrap().bounce),
     );
     assert!(why.iter().any(|l| l.contains("bar@foo.com")), "{why:?}");
     // NotifyBC's rule counts it: `5.0.0` matches its status pattern.
@@ -328,19 +328,23 @@ fn filters_set_by_the_operator_are_extra_conditions() {
 
 #[test]
 fn notifybc_decision_takes_notifybc_defaults_and_explicit_empty_turns_a_filter_off() {
-    let s = Settings::from_toml_str("[bounce]\ndecision = 'notifybc'\n").unwrap();
+    let s = RawSettings::from_toml_str("[bounce]\ndecision = 'notifybc'\n").unwrap();
     assert_eq!(s.bounce.status_code_pattern(), r"5\.\d{1,3}\.\d{1,3}");
     assert_eq!(
         s.bounce.failed_recipient_pattern(),
         notify_inbound::config::NOTIFYBC_FAILED_RECIPIENT_REGEX
     );
-    let s = Settings::defaults().unwrap();
+    let s = RawSettings::defaults().unwrap();
     assert_eq!(s.bounce.status_code_pattern(), "");
     assert_eq!(s.bounce.failed_recipient_pattern(), "");
-    let s =
-        Settings::from_toml_str("[bounce]\ndecision = 'notifybc'\nsmtp_status_code_regex = ''\n")
-            .unwrap();
+    let s = RawSettings::from_toml_str(
+        "[bounce]\ndecision = 'notifybc'\nsmtp_status_code_regex = ''\n",
+    )
+    .unwrap();
     assert_eq!(s.bounce.status_code_pattern(), "");
+    let typed = s.validate().unwrap();
+    assert!(typed.bounce.smtp_status_code_regex.is_none());
+    assert!(typed.bounce.failed_recipient_regex.is_some());
     // With the status filter off, NotifyBC's rule counts a delay notice for the subscriber.
     let a = decide(
         "[bounce]\ndecision = 'notifybc'\nsmtp_status_code_regex = ''\n",
@@ -348,6 +352,7 @@ fn notifybc_decision_takes_notifybc_defaults_and_explicit_empty_turns_a_filter_o
     );
     assert!(a.counts, "{a:?}");
     // NotifyBC's camelCase key, as in a NotifyBC configuration, is an explicit setting.
-    let s = Settings::from_toml_str("[email.bounce]\nsmtpStatusCodeRegex = '5\\.1\\.1'\n").unwrap();
+    let s =
+        RawSettings::from_toml_str("[email.bounce]\nsmtpStatusCodeRegex = '5\\.1\\.1'\n").unwrap();
     assert_eq!(s.bounce.status_code_pattern(), r"5\.1\.1");
 }

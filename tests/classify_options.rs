@@ -9,7 +9,7 @@
 //! diagnostic mentions an earlier `5.x.x`.
 
 use notify_inbound::classify::{Assessment, Filters, MessageKind, assess};
-use notify_inbound::config::{BounceDecision, BounceSettings, Settings};
+use notify_inbound::config::{BounceDecision, RawBounce, RawSettings};
 
 mod common;
 
@@ -75,14 +75,14 @@ const PER_COUNT: usize = 132;
 const PER_OFF: usize = 152;
 const PER_ON: usize = 27;
 
-fn run(emails: &[Vec<u8>], edit: impl FnOnce(&mut BounceSettings)) -> Vec<Assessment> {
-    let mut b = Settings::defaults().unwrap().bounce;
+fn run(emails: &[Vec<u8>], edit: impl FnOnce(&mut RawBounce)) -> Vec<Assessment> {
+    let mut b = RawSettings::defaults().unwrap().bounce;
     edit(&mut b);
-    let f = Filters::new(&b).unwrap();
+    let f = Filters::new(&b.validate().unwrap());
     emails.iter().map(|raw| assess(raw, &f, None)).collect()
 }
 
-fn notifybc(b: &mut BounceSettings) {
+fn notifybc(b: &mut RawBounce) {
     b.decision = BounceDecision::Notifybc;
 }
 
@@ -221,9 +221,9 @@ fn each_option_changes_only_what_it_says() {
         (
             "classifier",
             &default,
-            (|_: &mut BounceSettings| {}) as fn(&mut BounceSettings),
+            (|_: &mut RawBounce| {}) as fn(&mut RawBounce),
         ),
-        ("notifybc", &nbc, notifybc as fn(&mut BounceSettings)),
+        ("notifybc", &nbc, notifybc as fn(&mut RawBounce)),
     ] {
         let complaints = run(&corpus, |b| {
             edit(b);

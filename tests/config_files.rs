@@ -1,7 +1,7 @@
 //! The configuration files shipped with the project: the example documents every key of
 //! the defaults with the default value, and `check-config` reports bad values by key.
 
-use notify_inbound::config::{DEFAULT_TOML, Settings};
+use notify_inbound::config::{DEFAULT_TOML, RawSettings};
 
 fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
     if let toml::Value::Table(t) = value {
@@ -24,8 +24,9 @@ fn keys(prefix: &str, value: &toml::Value, out: &mut Vec<String>) {
 fn the_example_documents_every_default_key_with_its_default() {
     let example = std::fs::read_to_string("config.local.toml.example").unwrap();
     // Its uncommented settings are the defaults themselves.
-    let from_example = Settings::from_toml_str(&example).expect("the example is valid");
-    let defaults = Settings::defaults().unwrap();
+    let from_example = RawSettings::from_toml_str(&example).expect("the example is valid");
+    from_example.validate().expect("the example is valid");
+    let defaults = RawSettings::defaults().unwrap();
     assert_eq!(
         toml::to_string(&from_example).unwrap(),
         toml::to_string(&defaults).unwrap()

@@ -291,22 +291,13 @@ async fn serve_returns_after_shutdown() {
 
 #[tokio::test]
 async fn bind_is_off_when_empty_and_names_the_key_when_invalid() {
-    let off = ops::bind(&notify_inbound::config::OperationsSettings { listen: " ".into() })
-        .await
-        .unwrap();
-    assert!(off.is_none());
-    let on = ops::bind(&notify_inbound::config::OperationsSettings {
-        listen: "127.0.0.1:0".into(),
-    })
-    .await
-    .unwrap()
-    .unwrap();
+    let off = Settings::from_toml_str("[operations]\nlisten = ' '\n").unwrap();
+    assert!(ops::bind(&off.operations).await.unwrap().is_none());
+    let on = Settings::from_toml_str("[operations]\nlisten = '127.0.0.1:0'\n").unwrap();
+    let on = ops::bind(&on.operations).await.unwrap().unwrap();
     assert!(on.local_addr().unwrap().ip().is_loopback());
-    let err = ops::bind(&notify_inbound::config::OperationsSettings {
-        listen: "localhost".into(),
-    })
-    .await
-    .unwrap_err()
-    .to_string();
+    let err = Settings::from_toml_str("[operations]\nlisten = 'localhost'\n")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("operations.listen"), "{err}");
 }

@@ -32,7 +32,7 @@ pub struct ApiClient {
     authorization: Option<HeaderValue>,
     permits: Arc<Semaphore>,
     max_in_flight: usize,
-    timeout_ms: u64,
+    timeout: Duration,
     metrics: Option<Arc<Metrics>>,
 }
 
@@ -41,7 +41,7 @@ impl std::fmt::Debug for ApiClient {
         f.debug_struct("ApiClient")
             .field("base", &self.base)
             .field("max_in_flight", &self.max_in_flight)
-            .field("timeout_ms", &self.timeout_ms)
+            .field("timeout", &self.timeout)
             .finish_non_exhaustive()
     }
 }
@@ -76,9 +76,14 @@ impl ApiClient {
             authorization,
             permits: Arc::new(Semaphore::new(api.max_in_flight)),
             max_in_flight: api.max_in_flight,
-            timeout_ms: api.timeout_ms,
+            timeout: api.timeout,
             metrics: None,
         })
+    }
+
+    /// `api.timeout_ms`, as the errors name it.
+    fn timeout_ms(&self) -> u64 {
+        u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Counts every call and observes its latency in `metrics`.
@@ -364,14 +369,13 @@ impl ApiClient {
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
-        let timeout = Duration::from_millis(self.timeout_ms);
-        let permit = match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await
+        let permit = match tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => permit,
             // The semaphore is never closed; treat it like a full one.
             Ok(Err(_)) | Err(_) => {
                 return Err(ApiError::Busy {
-                    timeout_ms: self.timeout_ms,
+                    timeout_ms: self.timeout_ms(),
                     max_in_flight: self.max_in_flight,
                 });
             }
@@ -387,7 +391,7 @@ impl ApiClient {
                 response,
                 _permit: permit,
             }),
-            Err(e) => Err(ApiError::transport(method, path, self.timeout_ms, e)),
+            Err(e) => Err(ApiError::transport(method, path, self.timeout_ms(), e)),
         }
     }
 
@@ -403,7 +407,7 @@ impl ApiClient {
         } = answer;
         let bytes = match response.bytes().await {
             Ok(bytes) => bytes,
-            Err(e) => return Err(ApiError::transport(method, path, self.timeout_ms, e)),
+            Err(e) => return Err(ApiError::transport(method, path, self.timeout_ms(), e)),
         };
         drop(permit);
         serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJson {

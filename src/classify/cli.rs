@@ -372,13 +372,7 @@ pub fn run_cli_explained(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> bool {
-    let filters = match Filters::new(&settings.bounce) {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = writeln!(err, "notify-inbound classify: {e}");
-            return false;
-        }
-    };
+    let filters = Filters::new(&settings.bounce);
     let mut p = Printer {
         format,
         explain,

@@ -20,9 +20,9 @@ use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 
 use super::{MessageKind, Verdict, classify_parsed, parse};
-use crate::config::{BounceDecision, BounceSettings, ConfigError, compile_regex};
+use crate::config::{BounceDecision, BounceSettings};
 
-/// The bounce filters, compiled once from the settings.
+/// The bounce filters and options, as the validated settings give them.
 #[derive(Debug, Clone)]
 pub struct Filters {
     decision: BounceDecision,
@@ -39,16 +39,12 @@ pub struct Filters {
 }
 
 impl Filters {
-    pub fn new(b: &BounceSettings) -> Result<Filters, ConfigError> {
-        Ok(Filters {
+    pub fn new(b: &BounceSettings) -> Filters {
+        Filters {
             decision: b.decision,
-            subject: compile_js("bounce.subject_regex", b.subject_pattern())?,
-            status: compile_js("bounce.smtp_status_code_regex", b.status_code_pattern())?,
-            failed_recipient: compile_js_with(
-                "bounce.failed_recipient_regex",
-                b.failed_recipient_pattern(),
-                b.case_insensitive_domain || b.case_insensitive_local_part,
-            )?,
+            subject: b.subject_regex.clone(),
+            status: b.smtp_status_code_regex.clone(),
+            failed_recipient: b.failed_recipient_regex.clone(),
             case_insensitive_domain: b.case_insensitive_domain,
             case_insensitive_local_part: b.case_insensitive_local_part,
             multiple_failed_recipients: b.multiple_failed_recipients,
@@ -56,7 +52,7 @@ impl Filters {
             ignore_auto_replies: b.ignore_auto_replies,
             ignore_delays: b.ignore_delays,
             complaints_unsubscribe: b.complaints_unsubscribe,
-        })
+        }
     }
 
     /// Whether the decision reads the classifier's verdict. NotifyBC's own rule reads only
@@ -611,87 +607,4 @@ fn unfold(raw: &str) -> String {
         }
     }
     out.trim().to_string()
-}
-
-/// NotifyBC's patterns are JavaScript regular expressions, in which `\d`, `\w` and `\b`
-/// are ASCII-only; in the `regex` crate they are Unicode-aware. Rewrite them to their
-/// ASCII meaning, and escape the characters that are literal in a JavaScript character
-/// class but operators in a `regex` class (`[`, `&&`, `~~`, `--`).
-pub(crate) fn js_compat(pattern: &str) -> String {
-    let mut out = String::with_capacity(pattern.len() + 16);
-    let mut in_class = false;
-    let mut chars = pattern.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                let Some(n) = chars.next() else {
-                    out.push('\\');
-                    break;
-                };
-                let rewrite = match (n, in_class) {
-                    ('d', false) => "[0-9]",
-                    ('D', false) => "[^0-9]",
-                    ('w', false) => "[0-9A-Za-z_]",
-                    ('W', false) => "[^0-9A-Za-z_]",
-                    ('b', false) => "(?-u:\\b)",
-                    ('B', false) => "(?-u:\\B)",
-                    ('d', true) => "0-9",
-                    ('w', true) => "0-9A-Za-z_",
-                    _ => "",
-                };
-                if rewrite.is_empty() {
-                    out.push('\\');
-                    out.push(n);
-                } else {
-                    out.push_str(rewrite);
-                }
-            }
-            '[' if !in_class => {
-                in_class = true;
-                out.push('[');
-                if chars.peek() == Some(&'^') {
-                    out.push('^');
-                    chars.next();
-                }
-                // A `]` first in a JavaScript class closes an empty class; keep it literal
-                // only in the `regex` sense it already has.
-            }
-            '[' => out.push_str("\\["),
-            ']' if in_class => {
-                in_class = false;
-                out.push(']');
-            }
-            '&' | '~' if in_class => {
-                out.push('\\');
-                out.push(c);
-            }
-            '-' if in_class && chars.peek() == Some(&'-') => out.push_str("\\-"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
-fn compile_js(key: &str, pattern: &str) -> Result<Option<Regex>, ConfigError> {
-    compile_js_with(key, pattern, false)
-}
-
-/// Compiles a configured JavaScript pattern; `case_insensitive` adds the `i` flag, which
-/// the case-insensitive address options need so that the whole address is found.
-fn compile_js_with(
-    key: &str,
-    pattern: &str,
-    case_insensitive: bool,
-) -> Result<Option<Regex>, ConfigError> {
-    if pattern.is_empty() {
-        return Ok(None);
-    }
-    // Report errors against the pattern as configured, not the rewritten one.
-    compile_regex(key, pattern)?;
-    let rewritten = js_compat(pattern);
-    if case_insensitive {
-        compile_regex(key, &format!("(?i:{rewritten})"))
-    } else {
-        compile_regex(key, &rewritten)
-    }
 }

@@ -2,18 +2,18 @@
 //! it; the default decision is tested on MTA-shaped reports in `tests/bounce_decision.rs`.
 
 use super::*;
-use crate::config::{BounceDecision, BounceSettings, Settings};
+use crate::config::{BounceDecision, RawBounce, RawSettings};
 
-fn settings() -> BounceSettings {
-    let mut b = Settings::defaults().unwrap().bounce;
+fn settings() -> RawBounce {
+    let mut b = RawSettings::defaults().unwrap().bounce;
     b.decision = BounceDecision::Notifybc;
     b
 }
 
-fn filters(edit: impl FnOnce(&mut BounceSettings)) -> Filters {
+fn filters(edit: impl FnOnce(&mut RawBounce)) -> Filters {
     let mut b = settings();
     edit(&mut b);
-    Filters::new(&b).unwrap()
+    Filters::new(&b.validate().unwrap())
 }
 
 /// A multipart/report DSN as Postfix sends it.
@@ -93,9 +93,13 @@ fn status_regex_reads_the_whole_text_returned_original_included() {
     assert!(!a.counts);
     assert_eq!(a.why, "smtp_status_code_regex");
     // Under the classifier's decision the subscriber's own 4.1.1 decides.
-    let mut b = Settings::defaults().unwrap().bounce;
+    let mut b = RawSettings::defaults().unwrap().bounce;
     b.decision = BounceDecision::Classifier;
-    let a = assess(&raw_of(SUB, "4.1.1"), &Filters::new(&b).unwrap(), Some(SUB));
+    let a = assess(
+        &raw_of(SUB, "4.1.1"),
+        &Filters::new(&b.validate().unwrap()),
+        Some(SUB),
+    );
     assert!(!a.counts);
 }
 
@@ -251,7 +255,7 @@ fn status_regex_is_javascript_ascii_digits() {
 }
 
 fn js_compat_for_tests(p: &str) -> String {
-    notifybc::js_compat(p)
+    crate::config::js_compat(p)
 }
 
 #[test]
@@ -453,7 +457,7 @@ fn verdict_serialises_in_snake_case() {
 fn bad_pattern_is_a_config_error_naming_the_key() {
     let mut b = settings();
     b.failed_recipient_regex = Some("(a".into());
-    let e = Filters::new(&b).unwrap_err().to_string();
+    let e = b.validate().unwrap_err().to_string();
     assert!(e.contains("bounce.failed_recipient_regex"), "{e}");
 }
 

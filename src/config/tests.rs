@@ -1,3 +1,6 @@
+use std::net::SocketAddr;
+use std::time::Duration;
+
 use super::*;
 
 #[test]
@@ -6,7 +9,63 @@ fn defaults_load() {
     assert_eq!(s.api_base(), "http://localhost:3000/api");
     assert_eq!(s.inbound_smtp_server.options.size, 1_000_000);
     assert_eq!(s.bounce.unsub_threshold, 5);
-    assert!(s.inbound_smtp_server.listening_smtp_port.is_none());
+    assert_eq!(
+        s.listeners()[0].addr,
+        "0.0.0.0:0".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(s.hostname(), s.domains()[0]);
+    assert_eq!(
+        s.inbound_smtp_server.limits.command_timeout,
+        Duration::from_secs(60)
+    );
+    assert_eq!(s.log.level.as_str(), "info");
+    assert_eq!(s.operations.listen, Some("127.0.0.1:9025".parse().unwrap()));
+}
+
+#[test]
+fn values_come_out_typed() {
+    let s = Settings::from_toml_str(
+        "[inbound_smtp_server]\nlistening_ip = '::1'\nlistening_smtp_port = 2525\n\
+         hostname = ' mx.example '\nid_regex = '^[0-9]+$'\ncode_regex = ''\n\
+         [inbound_smtp_server.limits]\ndata_timeout_secs = 7\n\
+         [bounce]\ncount_window_secs = 60\nsubject_regex = '\\d'\n\
+         [api]\ntimeout_ms = 250\n[operations]\nlisten = ''\n\
+         [log]\nlevel = ' warn,notify_inbound=debug '\n",
+    )
+    .unwrap();
+    assert_eq!(s.listeners()[0].addr, "[::1]:2525".parse().unwrap());
+    assert_eq!(s.listeners()[0].tls, TlsMode::Starttls);
+    assert_eq!(s.hostname(), "mx.example");
+    let id = s.inbound_smtp_server.id_regex.as_ref().unwrap();
+    assert!(id.is_match("42") && !id.is_match("4a"));
+    assert!(s.inbound_smtp_server.code_regex.is_none());
+    assert_eq!(
+        s.inbound_smtp_server.limits.data_timeout,
+        Duration::from_secs(7)
+    );
+    assert_eq!(s.bounce.count_window, Duration::from_secs(60));
+    // JavaScript's `\d` is ASCII only.
+    let subject = s.bounce.subject_regex.as_ref().unwrap();
+    assert!(subject.is_match("5") && !subject.is_match("\u{0665}"));
+    assert_eq!(s.api.timeout, Duration::from_millis(250));
+    assert_eq!(s.operations.listen, None);
+    assert_eq!(s.log.level.as_str(), "warn,notify_inbound=debug");
+
+    let e = Settings::from_toml_str("[operations]\nlisten = 'localhost'\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("operations.listen") && e.contains("host:port"), "{e}");
+    let e = Settings::from_toml_str("[log]\nlevel = 'verbose'\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("log.level") && e.contains("verbose"), "{e}");
+    let e = Settings::from_toml_str("[[inbound_smtp_server.listeners]]\nip = 'localhost'\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("inbound_smtp_server.listeners[0].ip") && e.contains("an IP address"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -43,7 +102,7 @@ fn listening_smtp_port_beside_listeners_names_both_keys() {
     }
     let s = Settings::from_toml_str(listeners).unwrap();
     assert_eq!(s.listeners().len(), 1);
-    assert_eq!(s.listeners()[0].port, 2526);
+    assert_eq!(s.listeners()[0].addr.port(), 2526);
 }
 
 #[test]
@@ -55,10 +114,12 @@ fn camel_case_aliases() {
          [email.listUnsubscribeByEmail]\nenabled = false\n",
     )
     .unwrap();
-    assert_eq!(s.inbound_smtp_server.listening_smtp_port, Some(2525));
+    assert_eq!(s.listeners()[0].addr.port(), 2525);
     assert_eq!(s.domains(), vec!["a.example", "b.example"]);
     assert_eq!(s.bounce.unsub_threshold, 2);
-    assert_eq!(s.bounce.status_code_pattern(), "5\\.1\\.1");
+    let raw = RawSettings::from_toml_str("[email.bounce]\nsmtpStatusCodeRegex = '5\\.1\\.1'\n")
+        .unwrap();
+    assert_eq!(raw.bounce.status_code_pattern(), "5\\.1\\.1");
     assert!(!s.list_unsubscribe_by_email.enabled);
     assert_eq!(s.api_base(), "http://notifybc:3000/api");
 }
@@ -93,7 +154,7 @@ fn bad_values_name_the_key() {
 fn coordination_is_off_by_default_and_checked_when_on() {
     let s = Settings::defaults().unwrap();
     assert!(!s.coordination.enabled());
-    assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 85_000);
+    assert_eq!(s.coordination.lock_expiry, Duration::from_millis(85_000));
 
     let s = Settings::from_toml_str(
         "[coordination]\nredis_url = 'rediss://:pw@redis.example:6380/2'\n",
@@ -122,7 +183,7 @@ fn coordination_is_off_by_default_and_checked_when_on() {
         "[api]\ntimeout_ms = 2000\n[coordination]\nlock_expiry_ms = 16000\n",
     )
     .unwrap();
-    assert_eq!(s.coordination.effective_lock_expiry_ms(&s.api), 16_000);
+    assert_eq!(s.coordination.lock_expiry, Duration::from_millis(16_000));
 
     let e = Settings::from_toml_str("[coordination]\nlock_acquire_timeout_ms = 0\n")
         .unwrap_err()
@@ -132,14 +193,14 @@ fn coordination_is_off_by_default_and_checked_when_on() {
 
 #[test]
 fn redis_secrets_are_redacted() {
-    let s = Settings::from_toml_str(
-        "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
-         redis_password = 'swordfish'\n",
-    )
-    .unwrap();
-    let shown = toml::to_string(&s.redacted()).unwrap();
+    let toml = "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
+                redis_password = 'swordfish'\n";
+    let s = Settings::from_toml_str(toml).unwrap();
+    let raw = RawSettings::from_toml_str(toml).unwrap();
+    let shown = toml::to_string(&raw.redacted()).unwrap();
     let debug = format!("{s:?}");
-    for text in [&shown, &debug] {
+    let raw_debug = format!("{raw:?}");
+    for text in [&shown, &debug, &raw_debug] {
         assert!(
             !text.contains("hunter2") && !text.contains("swordfish"),
             "{text}"
@@ -152,9 +213,7 @@ fn redis_secrets_are_redacted() {
 #[test]
 fn default_failed_recipient_regex_compiles() {
     let s = Settings::from_toml_str("[bounce]\ndecision = 'notifybc'\n").unwrap();
-    let re = compile_regex("x", s.bounce.failed_recipient_pattern())
-        .unwrap()
-        .unwrap();
+    let re = s.bounce.failed_recipient_regex.unwrap();
     assert_eq!(
         re.find("Final-Recipient: rfc822; bar@foo.com")
             .map(|m| m.as_str()),

@@ -294,14 +294,13 @@ impl Processor {
     /// record does not say which messages counted, so the recent ones are assessed again
     /// (only when the option is on; a cut stored message may assess differently).
     fn counted_within_window(&self, messages: &[Value], address: &str) -> bool {
-        let window = self.bounce.count_window_secs;
-        if window == 0 {
+        let window = self.bounce.count_window;
+        if window.is_zero() {
             return false;
         }
         // A window too large to subtract from now reaches back to the beginning of time.
-        let since = i64::try_from(window)
+        let since = chrono::Duration::from_std(window)
             .ok()
-            .and_then(chrono::Duration::try_seconds)
             .and_then(|w| Utc::now().checked_sub_signed(w))
             .unwrap_or(DateTime::<Utc>::MIN_UTC);
         messages.iter().any(|m| {

@@ -129,7 +129,7 @@ impl Processor {
     pub fn with_client(settings: &Settings, api: ApiClient) -> Result<Processor, ConfigError> {
         Ok(Processor {
             api,
-            filters: classify::Filters::new(&settings.bounce)?,
+            filters: classify::Filters::new(&settings.bounce),
             bounce: settings.bounce.clone(),
             unsubscribe_enabled: settings.list_unsubscribe_by_email.enabled,
             locks: AddressLocks::new(RedisLocks::from_settings(settings)?),

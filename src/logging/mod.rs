@@ -44,7 +44,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::config::{LogFormat, LogSettings};
+use crate::config::{LogFormat, LogLevel, LogSettings};
 
 use crate::outcome::{MessageKind, MessageOutcome};
 use crate::reply::Reply;
@@ -60,39 +60,27 @@ pub enum LogError {
         "invalid log filter {value:?} in {source_name}: {reason}; expected a level such as info, debug or warn, or tracing filter directives such as info,notify_inbound=debug"
     )]
     InvalidFilter {
-        /// `log.level` or `RUST_LOG`.
+        /// Where the filter was read (`RUST_LOG`; `log.level` is checked with the
+        /// configuration).
         source_name: &'static str,
         value: String,
         reason: String,
     },
 }
 
-/// The filter for `level` (from `log.level`), overridden by `rust_log` (the `RUST_LOG`
-/// environment variable) when that is set and not blank.
-pub fn filter(level: &str, rust_log: Option<&str>) -> Result<EnvFilter, LogError> {
-    let (source_name, value) = match rust_log.map(str::trim) {
-        Some(v) if !v.is_empty() => ("RUST_LOG", v),
-        _ => ("log.level", level.trim()),
-    };
-    let invalid = |reason: String| LogError::InvalidFilter {
-        source_name,
-        value: value.to_string(),
-        reason,
-    };
-    // EnvFilter reads a lone word that is not a level as a target name ("verbose" = trace
-    // for a module named verbose, nothing else), which silently turns logging off; a lone
-    // word from an operator is meant as a level.
-    let is_lone_word = !value.contains(['=', ',', '[', ':']);
-    if is_lone_word
-        && value
-            .parse::<tracing::level_filters::LevelFilter>()
-            .is_err()
-    {
-        return Err(invalid(
-            "not a level (trace, debug, info, warn, error, off)".into(),
-        ));
+/// The filter for `level` (`log.level`, checked with the configuration), overridden by
+/// `rust_log` (the `RUST_LOG` environment variable) when that is set and not blank.
+pub fn filter(level: &LogLevel, rust_log: Option<&str>) -> Result<EnvFilter, LogError> {
+    match rust_log.map(str::trim) {
+        Some(value) if !value.is_empty() => LogLevel::parse(value)
+            .map(|l| l.env_filter())
+            .map_err(|reason| LogError::InvalidFilter {
+                source_name: "RUST_LOG",
+                value: value.to_string(),
+                reason,
+            }),
+        _ => Ok(level.env_filter()),
     }
-    EnvFilter::try_new(value).map_err(|e| invalid(e.to_string()))
 }
 
 /// Library log lines any client can trigger at will (rustls writes a warning for every TLS
@@ -301,7 +289,7 @@ mod tests {
         let w = buf.clone();
         let sub = subscriber(
             format,
-            filter(level, None).unwrap(),
+            filter(&lvl(level), None).unwrap(),
             move || w.clone(),
             false,
         );
@@ -323,7 +311,7 @@ mod tests {
         let w = buf.clone();
         let sub = subscriber(
             LogFormat::Text,
-            filter(level, None).unwrap(),
+            filter(&lvl(level), None).unwrap(),
             move || w.clone(),
             false,
         );
@@ -386,31 +374,38 @@ mod tests {
         );
     }
 
+    fn lvl(text: &str) -> LogLevel {
+        LogLevel::parse(text).unwrap()
+    }
+
     #[test]
     fn rust_log_overrides_the_configured_level() {
-        let f = filter("info", Some("debug")).unwrap();
+        let f = filter(&lvl("info"), Some("debug")).unwrap();
         assert_eq!(f.to_string(), "debug");
-        let f = filter("warn", Some("  ")).unwrap();
+        let f = filter(&lvl("warn"), Some("  ")).unwrap();
         assert_eq!(f.to_string(), "warn");
-        let f = filter("warn", None).unwrap();
+        let f = filter(&lvl("warn"), None).unwrap();
         assert_eq!(f.to_string(), "warn");
     }
 
     #[test]
     fn invalid_filters_name_their_source() {
-        let e = filter("verbose", None).unwrap_err().to_string();
-        assert!(e.contains("log.level") && e.contains("verbose"), "{e}");
-        assert!(filter("WARN", None).is_ok());
-        assert!(filter("notify_inbound::transaction", None).is_ok());
-        let e = filter("info", Some("x=notalevel")).unwrap_err().to_string();
+        assert!(LogLevel::parse("verbose").is_err());
+        assert!(LogLevel::parse("WARN").is_ok());
+        assert!(LogLevel::parse("notify_inbound::transaction").is_ok());
+        let e = filter(&lvl("info"), Some("x=notalevel"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RUST_LOG"), "{e}");
+        let e = filter(&lvl("info"), Some("verbose")).unwrap_err().to_string();
+        assert!(e.contains("RUST_LOG") && e.contains("verbose"), "{e}");
     }
 
     #[test]
     fn init_twice_is_harmless() {
         let s = LogSettings {
             format: LogFormat::Text,
-            level: "info".into(),
+            level: lvl("info"),
         };
         let _first = init(&s).unwrap();
         let _second = init(&s).unwrap();

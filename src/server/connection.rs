@@ -95,7 +95,7 @@ impl Connection {
         xclient_allowed: bool,
     ) -> Connection {
         let limits = &ctx.settings.inbound_smtp_server.limits;
-        let session_deadline = Instant::now() + Duration::from_secs(limits.session_timeout_secs);
+        let session_deadline = Instant::now() + limits.session_timeout;
         let mut session = Session::new(client.ip(), tls);
         session.xclient_allowed = xclient_allowed;
         Connection {
@@ -284,7 +284,7 @@ impl Connection {
         if self.flush().await.is_ok() {
             // On TLS this sends close_notify, so the client sees a clean end rather than a
             // truncation (Exim logs every session without one as an error).
-            let timeout = Duration::from_secs(self.limits().command_timeout_secs.min(10));
+            let timeout = self.limits().command_timeout.min(Duration::from_secs(10));
             let _ = tokio::time::timeout(timeout, self.stream.shutdown()).await;
         }
         Ok(())
@@ -310,7 +310,7 @@ impl Connection {
         if self.wbuf.is_empty() {
             return Ok(());
         }
-        let timeout = Duration::from_secs(self.limits().command_timeout_secs);
+        let timeout = self.limits().command_timeout;
         let result = write_all_timeout(&mut self.stream, &self.wbuf, timeout).await;
         self.wbuf.clear();
         result.map_err(|e| {
@@ -323,8 +323,8 @@ impl Connection {
     }
 
     /// The deadline of the next read: the command or data timeout, capped by the session's.
-    fn deadline(&self, secs: u64) -> Instant {
-        (Instant::now() + Duration::from_secs(secs)).min(self.session_deadline)
+    fn deadline(&self, timeout: Duration) -> Instant {
+        (Instant::now() + timeout).min(self.session_deadline)
     }
 
     /// Reads up to about `chunk` more bytes into `rbuf`, honouring the deadline, stress
@@ -343,7 +343,7 @@ impl Connection {
         let onset = ctx.connections.stress_onset();
         let stressed = ctx.connections.stressed();
         let deadline = if stressed {
-            let stress = Duration::from_secs(self.limits().stress_command_timeout_secs);
+            let stress = self.limits().stress_command_timeout;
             deadline.min(since.unwrap_or_else(Instant::now) + stress)
         } else {
             deadline
@@ -377,7 +377,7 @@ impl Connection {
     }
 
     async fn next_line(&mut self) -> Result<Line, ConnError> {
-        let deadline = self.deadline(self.limits().command_timeout_secs);
+        let deadline = self.deadline(self.limits().command_timeout);
         loop {
             if let Some(pos) = self.rbuf.iter().position(|&b| b == b'\n') {
                 let too_long = std::mem::take(&mut self.discarding) || pos + 1 > MAX_COMMAND_LINE;
@@ -412,7 +412,7 @@ impl Connection {
         // be executed inside the TLS session (CVE-2011-0411).
         self.rbuf.clear();
         let plain = std::mem::replace(&mut self.stream, Box::new(tokio::io::empty()));
-        let timeout = Duration::from_secs(self.limits().command_timeout_secs);
+        let timeout = self.limits().command_timeout;
         let result = tokio::time::timeout(timeout, Box::pin(tls.acceptor().accept(plain))).await;
         self.ctx
             .metrics
@@ -520,7 +520,7 @@ impl Connection {
     }
 
     async fn read_body(&mut self, limit: usize) -> Result<Body, ConnError> {
-        let deadline = self.deadline(self.limits().data_timeout_secs);
+        let deadline = self.deadline(self.limits().data_timeout);
         let keep = self.keeps_body();
         let mut charge = self.ctx.inflight.charge();
         let initial = if keep { 8192.min(limit) } else { 0 };

@@ -17,7 +17,7 @@ use tokio::sync::Notify;
 use tracing::Instrument;
 
 use crate::access::Cidrs;
-use crate::config::{ConfigError, ListenerSettings, Settings, TlsMode};
+use crate::config::{ListenerSettings, Settings, TlsMode};
 use crate::flows::Deliver;
 use crate::limiter::{ByteBudget, ConnectionLimiter, FailedUnsubscribeLimiter};
 use crate::metrics::{CertificateSource, HandshakeMode, ListenerMetrics, Metrics, RejectReason};
@@ -32,8 +32,6 @@ use shutdown::{Phase, Shutdown};
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
     #[error("TLS: {0}")]
     Tls(#[from] TlsError),
     #[error("cannot listen on {addr}: {source}")]
@@ -129,12 +127,12 @@ impl Server {
         deliver: Arc<dyn Deliver>,
         metrics: Arc<Metrics>,
     ) -> Result<Server, ServerError> {
-        let listeners = settings.listeners();
+        let listeners = settings.listeners().to_vec();
         let wants_tls = listeners.iter().any(|l| l.tls != TlsMode::None);
         let opts = &settings.inbound_smtp_server.options;
         let tls = if wants_tls {
-            let mut names = settings.domains();
-            names.insert(0, settings.hostname());
+            let mut names = settings.domains().to_vec();
+            names.insert(0, settings.hostname().to_string());
             names.dedup();
             let provider = TlsProvider::new(&opts.cert, &opts.key, &names)?;
             let source = if provider.self_signed {
@@ -151,16 +149,14 @@ impl Server {
             None
         };
         let reloader = tls.as_ref().and_then(|t| {
-            t.spawn_reloader(Duration::from_secs(
-                settings.inbound_smtp_server.tls_reload_interval_secs,
-            ))
+            t.spawn_reloader(settings.inbound_smtp_server.tls_reload_interval)
         });
         let s = &settings.inbound_smtp_server;
         let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
         let ctx = Arc::new(Context {
             metrics,
             session_cfg: SessionConfig {
-                hostname: settings.hostname(),
+                hostname: settings.hostname().to_string(),
                 size_limit: s.options.size,
                 max_recipients: s.max_recipients_per_transaction,
                 max_errors: s.limits.max_errors,
@@ -168,8 +164,8 @@ impl Server {
                 max_transactions: s.limits.max_transactions,
                 max_noops: s.limits.max_noop_commands,
             },
-            router: Router::new(&settings)?,
-            hostname: settings.hostname(),
+            router: Router::new(&settings),
+            hostname: settings.hostname().to_string(),
             deliver,
             tls,
             guard: Some(failed_unsubscribes.clone() as Arc<dyn RcptGuard>),
@@ -185,11 +181,8 @@ impl Server {
         let mut bound = Vec::new();
         let mut accept_tasks = Vec::new();
         for l in listeners {
-            let addr = format!("{}:{}", l.ip, l.port);
-            let ip: IpAddr =
-                l.ip.parse()
-                    .map_err(|_| ConfigError::invalid("listener ip", &l.ip, "an IP address"))?;
-            let listener = TcpListener::bind(SocketAddr::new(ip, l.port))
+            let addr = l.addr.to_string();
+            let listener = TcpListener::bind(l.addr)
                 .await
                 .map_err(|source| ServerError::Bind {
                     addr: addr.clone(),
@@ -331,7 +324,7 @@ async fn handle(
     // From a trusted proxy on a PROXY-protocol listener the header is required and nothing
     // is sent before it; from anyone else a PROXY line is just an unknown command.
     let client = if listener.proxy_protocol && trusted {
-        let timeout = Duration::from_secs(limits.proxy_header_timeout_secs);
+        let timeout = limits.proxy_header_timeout;
         match crate::proxy::read_header(&mut tcp, timeout).await {
             Ok(header) => header.client_addr(peer),
             Err(e) => {
@@ -363,7 +356,7 @@ async fn handle(
     let tls_active = listener.tls == TlsMode::Implicit;
     if tls_active {
         let Some(tls) = ctx.tls.clone() else { return };
-        let timeout = Duration::from_secs(limits.command_timeout_secs);
+        let timeout = limits.command_timeout;
         let result = tokio::time::timeout(timeout, tls.acceptor().accept(stream)).await;
         ctx.metrics
             .tls_handshake(HandshakeMode::Implicit, matches!(result, Ok(Ok(_))));
@@ -396,12 +389,7 @@ async fn handle(
 }
 
 async fn refuse(ctx: &Context, mut stream: BoxStream, reply: Reply) {
-    let timeout = Duration::from_secs(
-        ctx.settings
-            .inbound_smtp_server
-            .limits
-            .command_timeout_secs
-            .min(10),
-    );
+    let limits = &ctx.settings.inbound_smtp_server.limits;
+    let timeout = limits.command_timeout.min(Duration::from_secs(10));
     let _ = write_all_timeout(&mut stream, reply.to_wire().as_bytes(), timeout).await;
 }

@@ -579,7 +579,7 @@ mod tests {
         (
             Session::new("192.0.2.1".parse().unwrap(), TlsAtStart::Offered),
             cfg,
-            Router::new(&s).unwrap(),
+            Router::new(&s),
         )
     }
 
