@@ -115,8 +115,8 @@ pub use log_level::LogLevel;
 pub use patterns::{compile_regex, js_compat};
 pub use raw::{
     BounceDecision, ListUnsubscribeSettings, LogFormat, NOTIFYBC_FAILED_RECIPIENT_REGEX,
-    NOTIFYBC_STATUS_CODE_REGEX, RawApi, RawBounce, RawCoordination, RawLimits, RawListener,
-    RawLog, RawOperations, RawSettings, RawSmtpServer, SmtpOptions, TlsMode,
+    NOTIFYBC_STATUS_CODE_REGEX, RawApi, RawBounce, RawCoordination, RawLimits, RawListener, RawLog,
+    RawOperations, RawSettings, RawSmtpServer, SmtpOptions, TlsMode,
 };
 pub use typed::{
     ApiSettings, BounceSettings, CoordinationSettings, ListenerSettings, LogSettings,

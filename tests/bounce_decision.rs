@@ -254,10 +254,7 @@ fn exim_expired_full_mailbox_reported_as_5_0_0_does_not_count() {
     let a = classifier(&exim_mailbox_full_expired());
     assert!(!a.counts, "{a:?}");
     assert_eq!(a.why, "soft");
-    let why = explain(
-        &a,
-        &Filters::new(&Settings::defaults().unwrap().bounce),
-    );
+    let why = explain(&a, &Filters::new(&Settings::defaults().unwrap().bounce));
     assert!(why.iter().any(|l| l.contains("bar@foo.com")), "{why:?}");
     // NotifyBC's rule counts it: `5.0.0` matches its status pattern.
     let n = notifybc(&exim_mailbox_full_expired());

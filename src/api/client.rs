@@ -66,7 +66,7 @@ impl ApiClient {
             authorization = Some(value);
         }
         let http = super::http::client(api)?;
-        let (base, basic) = super::http::base_and_credentials(&settings.api_base())?;
+        let (base, basic) = super::http::base_and_credentials(settings.api_base())?;
         if basic.is_some() {
             authorization = basic;
         }
@@ -369,7 +369,8 @@ impl ApiClient {
         path: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<Answer, ApiError> {
-        let permit = match tokio::time::timeout(self.timeout, self.permits.clone().acquire_owned()).await
+        let timeout = self.timeout;
+        let permit = match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await
         {
             Ok(Ok(permit)) => permit,
             // The semaphore is never closed; treat it like a full one.

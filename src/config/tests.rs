@@ -54,7 +54,10 @@ fn values_come_out_typed() {
     let e = Settings::from_toml_str("[operations]\nlisten = 'localhost'\n")
         .unwrap_err()
         .to_string();
-    assert!(e.contains("operations.listen") && e.contains("host:port"), "{e}");
+    assert!(
+        e.contains("operations.listen") && e.contains("host:port"),
+        "{e}"
+    );
     let e = Settings::from_toml_str("[log]\nlevel = 'verbose'\n")
         .unwrap_err()
         .to_string();
@@ -117,8 +120,8 @@ fn camel_case_aliases() {
     assert_eq!(s.listeners()[0].addr.port(), 2525);
     assert_eq!(s.domains(), vec!["a.example", "b.example"]);
     assert_eq!(s.bounce.unsub_threshold, 2);
-    let raw = RawSettings::from_toml_str("[email.bounce]\nsmtpStatusCodeRegex = '5\\.1\\.1'\n")
-        .unwrap();
+    let raw =
+        RawSettings::from_toml_str("[email.bounce]\nsmtpStatusCodeRegex = '5\\.1\\.1'\n").unwrap();
     assert_eq!(raw.bounce.status_code_pattern(), "5\\.1\\.1");
     assert!(!s.list_unsubscribe_by_email.enabled);
     assert_eq!(s.api_base(), "http://notifybc:3000/api");

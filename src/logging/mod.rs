@@ -72,13 +72,15 @@ pub enum LogError {
 /// `rust_log` (the `RUST_LOG` environment variable) when that is set and not blank.
 pub fn filter(level: &LogLevel, rust_log: Option<&str>) -> Result<EnvFilter, LogError> {
     match rust_log.map(str::trim) {
-        Some(value) if !value.is_empty() => LogLevel::parse(value)
-            .map(|l| l.env_filter())
-            .map_err(|reason| LogError::InvalidFilter {
-                source_name: "RUST_LOG",
-                value: value.to_string(),
-                reason,
-            }),
+        Some(value) if !value.is_empty() => {
+            LogLevel::parse(value)
+                .map(|l| l.env_filter())
+                .map_err(|reason| LogError::InvalidFilter {
+                    source_name: "RUST_LOG",
+                    value: value.to_string(),
+                    reason,
+                })
+        }
         _ => Ok(level.env_filter()),
     }
 }
@@ -397,7 +399,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("RUST_LOG"), "{e}");
-        let e = filter(&lvl("info"), Some("verbose")).unwrap_err().to_string();
+        let e = filter(&lvl("info"), Some("verbose"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("RUST_LOG") && e.contains("verbose"), "{e}");
     }
 

@@ -148,9 +148,9 @@ impl Server {
         } else {
             None
         };
-        let reloader = tls.as_ref().and_then(|t| {
-            t.spawn_reloader(settings.inbound_smtp_server.tls_reload_interval)
-        });
+        let reloader = tls
+            .as_ref()
+            .and_then(|t| t.spawn_reloader(settings.inbound_smtp_server.tls_reload_interval));
         let s = &settings.inbound_smtp_server;
         let failed_unsubscribes = Arc::new(FailedUnsubscribeLimiter::from_limits(&s.limits));
         let ctx = Arc::new(Context {
