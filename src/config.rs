@@ -73,7 +73,7 @@ pub fn redact_url_password(text: &str) -> String {
     }
 }
 
-pub(crate) fn redact(secret: &str) -> &'static str {
+fn redact(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
 }
 
@@ -122,7 +122,6 @@ pub use typed::{
     ApiSettings, BounceSettings, CoordinationSettings, ListenerSettings, LogSettings,
     OperationsSettings, Settings, SmtpLimits, SmtpServerSettings,
 };
-pub use validate::min_lock_expiry;
 
 #[cfg(test)]
 mod tests;

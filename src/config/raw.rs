@@ -1,6 +1,6 @@
 //! The configuration as written: the serde shape of the files and environment variables
 //! (key names, defaults, unknown-key errors), loaded through figment and not yet
-//! validated. [`RawSettings::validate`](super::validate) turns it into the typed
+//! validated. [`RawSettings::validate`] turns it into the typed
 //! [`Settings`](super::Settings); `check-config` prints it back through
 //! [`RawSettings::redacted`].
 

@@ -418,7 +418,7 @@ impl RawCoordination {
 /// The shortest lock expiry that outlasts the work done under the lock: each API call may
 /// wait `api.timeout_ms` for a slot among `api.max_in_flight` and then take
 /// `api.timeout_ms` itself.
-pub fn min_lock_expiry(api: &ApiSettings) -> Duration {
+fn min_lock_expiry(api: &ApiSettings) -> Duration {
     api.timeout
         .saturating_mul(2)
         .saturating_mul(API_CALLS_UNDER_LOCK)
