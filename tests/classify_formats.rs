@@ -5,7 +5,8 @@
 
 use std::path::Path;
 
-use notify_inbound::classify::{MessageKind, classify};
+use notify_inbound::classify::{Filters, MessageKind, assess, classify};
+use notify_inbound::config::Settings;
 
 use MessageKind::{AutoReply, Bounce, Complaint, Delay};
 
@@ -29,7 +30,17 @@ const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
         &[("mikeneko@example.org", HARD)],
     ),
     ("help-text.eml", Bounce, &[("shironeko@example.com", HARD)]),
+    (
+        "original-recipient-forwarded.eml",
+        Bounce,
+        &[("hachi.old@mail.example.org", HARD)],
+    ),
     // Hard or soft
+    (
+        "generic-status-unknown-wordings.eml",
+        Bounce,
+        &[("kotora@example.jp", HARD), ("shiro@example.jp", SOFT)],
+    ),
     (
         "generic-status-plain-wording.eml",
         Bounce,
@@ -219,4 +230,25 @@ fn the_ses_complaint_names_the_complainant() {
     let v = classify(&raw);
     assert_eq!(v.complainant.as_deref(), Some("dango@example.net"));
     assert_eq!(v.feedback_type.as_deref(), Some("abuse"));
+}
+
+/// A forward rewrote the subscriber's address: the report names the final address and
+/// keeps the original one, and the subscriber (the original address) is the one it counts
+/// for.
+#[test]
+fn a_forwarded_address_counts_for_the_original_recipient() {
+    let raw = std::fs::read(dir().join("original-recipient-forwarded.eml")).unwrap();
+    let v = classify(&raw);
+    assert_eq!(v.recipients.len(), 1);
+    assert_eq!(
+        v.recipients[0].original_recipient.as_deref(),
+        Some("hachi@example.net")
+    );
+    let f = Filters::new(&Settings::defaults().unwrap().bounce).unwrap();
+    let counted = assess(&raw, &f, Some("hachi@example.net"));
+    assert!(counted.counts, "{}", counted.why);
+    let final_too = assess(&raw, &f, Some("hachi.old@mail.example.org"));
+    assert!(final_too.counts, "{}", final_too.why);
+    let someone_else = assess(&raw, &f, Some("other@example.net"));
+    assert!(!someone_else.counts);
 }

@@ -393,11 +393,36 @@ fn the_corpus_summary_counts_one_message_per_eml_file() {
     assert_eq!(code, Some(0), "{err}");
     assert!(
         out.contains(
-            "\n\n432 message(s): 131 would count toward hardBounceCount, 301 would not.\n"
+            "\n\n432 message(s): 132 would count toward hardBounceCount, 300 would not.\n"
         ),
         "summary:\n{}",
         &out[out.len().saturating_sub(800)..]
     );
     assert!(out.contains("rb-issue-368-bug.eml: "), "{out}");
     assert!(!out.contains(".eml#"), "an .eml file was split");
+}
+
+/// A reader that closes the output early (`classify ... | head -1`) ends the run: no error
+/// line for each message still to come, and an exit status that says the output is
+/// incomplete.
+#[test]
+fn a_closed_output_ends_the_run_quietly() {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_notify-inbound"))
+        .args(["classify", "--format", "jsonl", &corpus("emails")])
+        .current_dir(tempfile::tempdir().unwrap().path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("{\"source\""), "{first}");
+    // The reader is dropped here: the pipe is closed with hundreds of messages to go.
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(stderr, "", "nothing is said about a closed pipe");
+    assert_eq!(out.status.code(), Some(1));
 }

@@ -24,6 +24,8 @@ pub enum OutputFormat {
 #[derive(Serialize)]
 struct JsonRecipient<'a> {
     address: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original_recipient: Option<&'a str>,
     hard: bool,
     status: &'a str,
     action: &'a str,
@@ -49,6 +51,7 @@ struct JsonLine<'a> {
 fn json_recipient(r: &BouncedRecipient) -> JsonRecipient<'_> {
     JsonRecipient {
         address: &r.address,
+        original_recipient: r.original_recipient.as_deref(),
         hard: r.hard,
         status: &r.status,
         action: &r.action,
@@ -75,10 +78,16 @@ struct Printer<'a> {
     err: &'a mut dyn Write,
     summary: Summary,
     ok: bool,
+    /// The output can no longer be written (a reader such as `head` closed it): nothing
+    /// more is read or said.
+    closed: bool,
 }
 
 impl Printer<'_> {
     fn message(&mut self, source: &str, raw: &[u8]) {
+        if self.closed {
+            return;
+        }
         let a = assess(raw, &self.filters, None);
         self.summary.messages += 1;
         if a.counts {
@@ -95,8 +104,18 @@ impl Printer<'_> {
             OutputFormat::Text => self.text(source, &a),
         };
         if let Err(e) = written {
+            self.output_failed(&e);
+        }
+    }
+
+    /// A closed pipe is the reader's choice and ends the run quietly; any other write
+    /// error is said once.
+    fn output_failed(&mut self, e: &std::io::Error) {
+        if !self.closed && e.kind() != std::io::ErrorKind::BrokenPipe {
             self.fail(&format!("cannot write output: {e}"));
         }
+        self.ok = false;
+        self.closed = true;
     }
 
     fn jsonl(&mut self, source: &str, a: &Assessment) -> std::io::Result<()> {
@@ -195,12 +214,18 @@ impl Printer<'_> {
         if s.unreadable > 0 {
             text.push_str(&format!("{} input(s) could not be read.\n", s.unreadable));
         }
+        if self.closed {
+            return;
+        }
         if let Err(e) = self.out.write_all(text.as_bytes()) {
-            self.fail(&format!("cannot write output: {e}"));
+            self.output_failed(&e);
         }
     }
 
     fn input(&mut self, input: &str) {
+        if self.closed {
+            return;
+        }
         if input == "-" {
             let mut raw = Vec::new();
             match std::io::stdin().lock().read_to_end(&mut raw) {
@@ -218,6 +243,9 @@ impl Printer<'_> {
     }
 
     fn directory(&mut self, dir: &Path) {
+        if self.closed {
+            return;
+        }
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) => return self.unreadable(&dir.display().to_string(), &e),
@@ -249,6 +277,9 @@ impl Printer<'_> {
     }
 
     fn file(&mut self, path: &Path) {
+        if self.closed {
+            return;
+        }
         let raw = match std::fs::read(path) {
             Ok(raw) => raw,
             Err(e) => return self.unreadable(&path.display().to_string(), &e),
@@ -381,6 +412,7 @@ pub fn run_cli_explained(
         err,
         summary: Summary::default(),
         ok: true,
+        closed: false,
     };
     for input in inputs {
         p.input(input);

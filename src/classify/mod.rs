@@ -151,8 +151,14 @@ impl Reason {
 /// One recipient of the original message that the report says something about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BouncedRecipient {
-    /// The recipient's address, as the report gives it (no angle brackets).
+    /// The recipient's address, as the report gives it (no angle brackets): a DSN's
+    /// `Final-Recipient`.
     pub address: String,
+    /// A DSN's `Original-Recipient`, when it names another address: the address the
+    /// sender used, before an alias or forward rewrote it into [`Self::address`]. The
+    /// subscriber is matched against both (docs/classifier.md, "Which address").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_recipient: Option<String>,
     /// The address itself is permanently undeliverable ([`Reason::is_hard`]).
     pub hard: bool,
     /// RFC 3463 status code such as `5.1.1`; empty when the report gives none.
@@ -180,6 +186,17 @@ pub struct Verdict {
     /// `To`). Kept apart from `recipients`, which lists only bounced recipients.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub complainant: Option<String>,
+}
+
+impl BouncedRecipient {
+    /// Whether this entry is about `address`: its reported address or the original one.
+    pub fn is_about(&self, address: &str, same: impl Fn(&str, &str) -> bool) -> bool {
+        same(address, &self.address)
+            || self
+                .original_recipient
+                .as_deref()
+                .is_some_and(|o| same(address, o))
+    }
 }
 
 impl Verdict {

@@ -349,7 +349,7 @@ fn by_classifier(
         Some(s) => verdict
             .recipients
             .iter()
-            .position(|r| f.same_address(s, &r.address)),
+            .position(|r| r.is_about(s, |a, b| f.same_address(a, b))),
         None => (!verdict.recipients.is_empty()).then_some(0),
     };
     let Some(i) = entry else {
@@ -457,7 +457,7 @@ fn per_recipient(verdict: Verdict, f: &Filters, subscriber: Option<&str>) -> Ass
         Some(s) => verdict
             .recipients
             .iter()
-            .position(|r| f.same_address(s, &r.address)),
+            .position(|r| r.is_about(s, |a, b| f.same_address(a, b))),
         None => Some(0),
     };
     let Some(i) = entry else {

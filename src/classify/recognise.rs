@@ -174,6 +174,9 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
             status = status_for(reason, permanent);
         }
         let address = r.address().to_string();
+        let original_recipient = Some(r.original_recipient.as_str())
+            .filter(|o| o.contains('@') && !o.eq_ignore_ascii_case(&address))
+            .map(str::to_string);
         if recipients
             .iter()
             .any(|x| x.address.eq_ignore_ascii_case(&address))
@@ -182,6 +185,7 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         }
         recipients.push(BouncedRecipient {
             address,
+            original_recipient,
             hard: action == "failed" && reason.is_hard(permanent),
             status,
             action: action.to_string(),

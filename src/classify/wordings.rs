@@ -1017,6 +1017,21 @@ pub(crate) const PLAINLY_UNKNOWN: &[Wording] = &[
         r"invalid user address",
         "Error: Invalid user address",
     ),
+    w(
+        Reason::UserUnknown,
+        r"user not found",
+        "550 5.0.0 User not found",
+    ),
+    w(
+        Reason::UserUnknown,
+        r"user unknown in [a-z ]*table",
+        "Recipient address rejected: User unknown in local recipient table",
+    ),
+    w(
+        Reason::UserUnknown,
+        r"(mailbox|address|user|recipient) (does not|doesn't) exist",
+        "550 The mailbox does not exist",
+    ),
 ];
 
 #[cfg(test)]
