@@ -244,7 +244,7 @@ fn a_forwarded_address_counts_for_the_original_recipient() {
         v.recipients[0].original_recipient.as_deref(),
         Some("hachi@example.net")
     );
-    let f = Filters::new(&Settings::defaults().unwrap().bounce).unwrap();
+    let f = Filters::new(&Settings::defaults().unwrap().bounce);
     let counted = assess(&raw, &f, Some("hachi@example.net"));
     assert!(counted.counts, "{}", counted.why);
     let final_too = assess(&raw, &f, Some("hachi.old@mail.example.org"));
