@@ -61,7 +61,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(errors) => {
             for e in &errors {
-                eprintln!("error: {e}");
+                let mut lines = e.lines();
+                eprintln!("error: {}", lines.next().unwrap_or_default());
+                for line in lines {
+                    eprintln!("       {line}");
+                }
             }
             eprintln!(
                 "error: {SOURCE}: {} wrong; see the head of the file and docs/classifier.md",
