@@ -69,6 +69,31 @@ const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
     // Formats
     ("aol-inline-dsn.eml", Bounce, &[("tora@example.com", HARD)]),
     (
+        "groupwise-undeliverable.eml",
+        Bounce,
+        &[("jdoe@gw.example.com", HARD)],
+    ),
+    (
+        "netscape-messaging-server.eml",
+        Bounce,
+        &[("jdoe@ns.example.com", HARD)],
+    ),
+    (
+        "compuserve-receiver.eml",
+        Bounce,
+        &[("jdoe@cs.example.com", HARD)],
+    ),
+    (
+        "imail-mailbox-size.eml",
+        Bounce,
+        &[("jdoe@imail.example.com", SOFT)],
+    ),
+    (
+        "exchange55-not-reached.eml",
+        Bounce,
+        &[("jdoe@ex.example.com", HARD)],
+    ),
+    (
         "yahoo-html-only.eml",
         Bounce,
         &[("buchi@example.org", SOFT)],
