@@ -131,6 +131,17 @@ static COMMAND: LazyLock<Option<Regex>> = LazyLock::new(|| {
     .ok()
 });
 
+/// A refusal that names a block list the sending host is on: about the sender, whatever it
+/// says about the mailbox ("Mailbox unavailable. Your IP address ... is blacklisted").
+static SENDER_LISTED: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)black ?list|block ?list|\b(rbl|dnsbl|spamhaus|spamcop|barracuda)\b").ok()
+});
+
+/// A reply that echoes the refused command: `550 RCPT TO:<a@b> User unknown`.
+static ECHOED_RCPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"(?i-u)\b[45][0-9][0-9][ -](?:[45]\.[0-9]{1,3}\.[0-9]{1,3} )?rcpt to:").ok()
+});
+
 static TRANSCRIPT_GATE: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"(?i-u)rcpt to:|mail from:").ok());
 
@@ -171,6 +182,12 @@ fn transcript_command(text: &str) -> Option<Command> {
 pub(crate) fn find_command(text: &str) -> Option<Command> {
     if let Some(c) = transcript_command(text) {
         return Some(c);
+    }
+    if ECHOED_RCPT
+        .as_ref()
+        .is_some_and(|re| re.is_match(text.as_bytes()))
+    {
+        return Some(Command::Rcpt);
     }
     let re = COMMAND.as_ref()?;
     let caps = re.captures(text.as_bytes())?;
@@ -217,6 +234,16 @@ pub(crate) fn decide(status: &str, diagnostic: &str, command: Option<Command>) -
     if by_code == Some(Reason::Rejected) {
         return Reason::Rejected;
     }
+    // Unless the status itself says the address is unknown, a refusal naming a block list
+    // is about the sending host.
+    if by_text == Some(Reason::UserUnknown)
+        && by_code != Some(Reason::UserUnknown)
+        && SENDER_LISTED
+            .as_ref()
+            .is_some_and(|re| re.is_match(diagnostic.as_bytes()))
+    {
+        return Reason::Blocked;
+    }
     let reason = match (by_text, by_code) {
         // "Access denied" is how Microsoft's edge refuses an unknown recipient (5.4.1),
         // but under a 5.7.x status it is the policy refusal it says.
@@ -260,6 +287,7 @@ mod tests {
         assert!(COMMAND.is_some());
         assert!(TRANSCRIPT.is_some() && TRANSCRIPT_GATE.is_some());
         assert!(PLAINLY_UNKNOWN.is_some());
+        assert!(SENDER_LISTED.is_some() && ECHOED_RCPT.is_some());
     }
 
     #[test]
@@ -272,6 +300,11 @@ mod tests {
         assert_eq!(find_command(t), Some(Command::Data));
         assert_eq!(
             find_command("host x said: 550 no (in reply to RCPT TO command)"),
+            Some(Command::Rcpt)
+        );
+        // A reply that echoes the command it refuses.
+        assert_eq!(
+            find_command("550 RCPT TO:<b@example.net> User unknown"),
             Some(Command::Rcpt)
         );
     }
@@ -335,6 +368,19 @@ mod tests {
                 None
             ),
             Reason::PolicyViolation
+        );
+        // A block list named beside mailbox wording: the sending host is refused.
+        assert_eq!(
+            decide(
+                "5.0.0",
+                "550 5.2.1 Mailbox unavailable. Your IP address 192.0.2.1 is blacklisted using RBL",
+                None
+            ),
+            Reason::Blocked
+        );
+        assert_eq!(
+            decide("5.1.1", "550 5.1.1 user unknown (spamhaus checked)", None),
+            Reason::UserUnknown
         );
         assert_eq!(decide("4.4.7", "", None), Reason::Expired);
         assert_eq!(
