@@ -250,6 +250,132 @@ const CASES: &[(&str, &str, bool, Reason)] = &[
     ),
 ];
 
+/// Language, diagnostic (under a generic `5.0.0`), hard, reason: the user-unknown and
+/// mailbox-full wordings of each language's large providers.
+const LANGUAGES: &[(&str, &str, bool, Reason)] = &[
+    (
+        "de",
+        "Die E-Mail-Adresse des Empfängers existiert nicht",
+        true,
+        Reason::UserUnknown,
+    ),
+    ("de", "Benutzer unbekannt", true, Reason::UserUnknown),
+    (
+        "de",
+        "Das Postfach des Empfängers ist voll",
+        false,
+        Reason::MailboxFull,
+    ),
+    (
+        "de",
+        "Mailbox voll / Speicherplatz überschritten",
+        false,
+        Reason::MailboxFull,
+    ),
+    (
+        "fr",
+        "Adresse email du destinataire introuvable",
+        true,
+        Reason::UserUnknown,
+    ),
+    (
+        "fr",
+        "L'adresse e-mail n'existe pas",
+        true,
+        Reason::UserUnknown,
+    ),
+    (
+        "fr",
+        "La boîte aux lettres du destinataire est pleine",
+        false,
+        Reason::Undefined,
+    ),
+    ("es", "El usuario no existe", true, Reason::UserUnknown),
+    (
+        "es",
+        "La dirección de correo no existe",
+        true,
+        Reason::UserUnknown,
+    ),
+    (
+        "es",
+        "El buzón del destinatario está lleno",
+        false,
+        Reason::Undefined,
+    ),
+    (
+        "pt",
+        "O endereço de e-mail não existe",
+        true,
+        Reason::UserUnknown,
+    ),
+    ("pt", "Caixa de correio cheia", false, Reason::MailboxFull),
+    (
+        "it",
+        "L'indirizzo email non esiste",
+        true,
+        Reason::UserUnknown,
+    ),
+    ("it", "Utente sconosciuto", true, Reason::UserUnknown),
+    (
+        "it",
+        "La casella di posta è piena",
+        false,
+        Reason::MailboxFull,
+    ),
+    (
+        "nl",
+        "Het e-mailadres bestaat niet",
+        true,
+        Reason::UserUnknown,
+    ),
+    ("nl", "Mailbox is vol", false, Reason::MailboxFull),
+    ("pl", "Adres e-mail nie istnieje", true, Reason::UserUnknown),
+    (
+        "pl",
+        "Skrzynka odbiorcy jest pełna",
+        false,
+        Reason::MailboxFull,
+    ),
+    ("ru", "Адрес не существует", true, Reason::UserUnknown),
+    ("ru", "Такого пользователя нет", true, Reason::UserUnknown),
+    ("ru", "Почтовый ящик переполнен", false, Reason::MailboxFull),
+    (
+        "ja",
+        "宛先のメールアドレスは存在しません",
+        true,
+        Reason::UserUnknown,
+    ),
+    (
+        "ja",
+        "メールボックスの容量を超えています",
+        false,
+        Reason::Undefined,
+    ),
+    ("zh", "该用户不存在", true, Reason::UserUnknown),
+    ("zh", "收件人邮箱已满", false, Reason::MailboxFull),
+    (
+        "ko",
+        "받는 사람의 메일 주소가 존재하지 않습니다",
+        true,
+        Reason::UserUnknown,
+    ),
+    (
+        "ko",
+        "수신자의 메일함이 가득 찼습니다",
+        false,
+        Reason::MailboxFull,
+    ),
+    (
+        "sv",
+        "Mottagarens adress finns inte",
+        true,
+        Reason::UserUnknown,
+    ),
+    ("tr", "Alıcı adresi bulunamadı", true, Reason::UserUnknown),
+    ("cs", "Uživatel neexistuje", true, Reason::UserUnknown),
+];
+
 fn report(status: &str, diagnostic: &str) -> String {
     format!(
         "From: MAILER-DAEMON@mx.example.org\n\
@@ -264,7 +390,7 @@ fn report(status: &str, diagnostic: &str) -> String {
          Delivery failed.\n\
          \n\
          --B\n\
-         Content-Type: message/delivery-status\n\
+         Content-Type: message/delivery-status; charset=utf-8\n\
          \n\
          Reporting-MTA: dns; mx.example.org\n\
          \n\
@@ -286,6 +412,22 @@ fn every_diagnostic_gives_its_verdict() {
         if got != [(*hard, *reason)] {
             wrong.push(format!(
                 "{status} {diagnostic:?}: expected {:?}, got {got:?}",
+                (hard, reason)
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "\n{}", wrong.join("\n"));
+}
+
+#[test]
+fn every_language_gives_its_verdict() {
+    let mut wrong = Vec::new();
+    for (lang, diagnostic, hard, reason) in LANGUAGES {
+        let v = classify(report("5.0.0", &format!("550 {diagnostic}")).as_bytes());
+        let got: Vec<(bool, Reason)> = v.recipients.iter().map(|r| (r.hard, r.reason)).collect();
+        if got != [(*hard, *reason)] {
+            wrong.push(format!(
+                "{lang} {diagnostic:?}: expected {:?}, got {got:?}",
                 (hard, reason)
             ));
         }
