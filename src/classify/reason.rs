@@ -154,13 +154,6 @@ static TRANSCRIPT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// or `RCPT TO:<a@b> ... 550 ...` on one line) the refused command is the last one sent
 /// before the first 4xx/5xx reply.
 fn transcript_command(text: &str) -> Option<Command> {
-    // Most diagnostics are no transcript: a cheap test keeps the scan off them.
-    if !TRANSCRIPT_GATE
-        .as_ref()
-        .is_some_and(|g| g.is_match(text.as_bytes()))
-    {
-        return None;
-    }
     let re = TRANSCRIPT.as_ref()?;
     let mut last = None;
     for m in re.find_iter(text.as_bytes()) {
@@ -180,14 +173,20 @@ fn transcript_command(text: &str) -> Option<Command> {
 /// The first SMTP command a report names as the one refused (`in reply to RCPT TO
 /// command`, `after end of data`, `>>> DATA`, `[RCPT_TO]`, ...).
 pub(crate) fn find_command(text: &str) -> Option<Command> {
-    if let Some(c) = transcript_command(text) {
-        return Some(c);
-    }
-    if ECHOED_RCPT
+    // Most diagnostics name no command: a cheap test keeps the transcript scans off them.
+    if TRANSCRIPT_GATE
         .as_ref()
-        .is_some_and(|re| re.is_match(text.as_bytes()))
+        .is_some_and(|g| g.is_match(text.as_bytes()))
     {
-        return Some(Command::Rcpt);
+        if let Some(c) = transcript_command(text) {
+            return Some(c);
+        }
+        if ECHOED_RCPT
+            .as_ref()
+            .is_some_and(|re| re.is_match(text.as_bytes()))
+        {
+            return Some(Command::Rcpt);
+        }
     }
     let re = COMMAND.as_ref()?;
     let caps = re.captures(text.as_bytes())?;
