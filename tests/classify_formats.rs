@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
-use notify_inbound::classify::{MessageKind, classify};
+use notify_inbound::classify::{ReportKind, classify};
 
-use MessageKind::{AutoReply, Bounce, Complaint, Delay};
+use ReportKind::{AutoReply, Bounce, Complaint, Delay};
 
 const HARD: bool = true;
 const SOFT: bool = false;
@@ -16,7 +16,7 @@ const SOFT: bool = false;
 type Recipients = &'static [(&'static str, bool)];
 
 /// File, kind, and its recipients.
-const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
+const EXPECTED: &[(&str, ReportKind, Recipients)] = &[
     // Which address
     (
         "exchange-smtp-tag.eml",
