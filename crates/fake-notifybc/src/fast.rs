@@ -18,9 +18,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-pub use crate::rules::CallCounts;
 use crate::rules::{self, Method, Reply, Request};
 pub use crate::state::ApiState;
+pub use crate::state::CallCounts;
 use crate::state::Connection;
 
 /// The running fake.

@@ -34,7 +34,8 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-pub use rules::{Bounce, BounceMessage, CallCounts, Subscription};
+pub use rules::{Bounce, BounceMessage, Subscription};
+pub use state::CallCounts;
 use state::{ApiState, Connection};
 
 /// A request as the fake received it.

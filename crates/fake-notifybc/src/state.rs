@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::rules::{Bounce, CallCounts, Method, Reply, Request, Store, Subscription};
+use serde_json::{Value, json};
+
+use crate::rules::{Bounce, Method, Reply, Request, Store, Subscription};
 
 /// The fake's records and counters, shared by its transport and whoever seeds and checks
 /// them.
@@ -117,5 +119,74 @@ pub struct Connection(Arc<ApiState>);
 impl Drop for Connection {
     fn drop(&mut self) {
         self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Calls received by endpoint, and (filled in by the transport) HTTP connections: how many
+/// were opened and the most open at once, which shows the client's keep-alive pool, and the
+/// most calls in flight at once, which shows its bound on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CallCounts {
+    pub unsubscribe: u64,
+    pub unsubscribe_all: u64,
+    pub find_subscriptions: u64,
+    pub get_subscription: u64,
+    pub find_bounces: u64,
+    pub get_bounce: u64,
+    pub create_bounce: u64,
+    pub patch_bounce: u64,
+    /// Calls the fake refused (403, 404) or could not read (400).
+    pub refused: u64,
+    pub connections: u64,
+    pub max_open: u64,
+    pub max_in_flight: u64,
+}
+
+impl CallCounts {
+    pub fn total(&self) -> u64 {
+        self.unsubscribe
+            + self.unsubscribe_all
+            + self.find_subscriptions
+            + self.get_subscription
+            + self.find_bounces
+            + self.get_bounce
+            + self.create_bounce
+            + self.patch_bounce
+    }
+
+    /// The calls made between `earlier` and `self`.
+    pub fn since(&self, earlier: &CallCounts) -> CallCounts {
+        CallCounts {
+            unsubscribe: self.unsubscribe - earlier.unsubscribe,
+            unsubscribe_all: self.unsubscribe_all - earlier.unsubscribe_all,
+            find_subscriptions: self.find_subscriptions - earlier.find_subscriptions,
+            get_subscription: self.get_subscription - earlier.get_subscription,
+            find_bounces: self.find_bounces - earlier.find_bounces,
+            get_bounce: self.get_bounce - earlier.get_bounce,
+            create_bounce: self.create_bounce - earlier.create_bounce,
+            patch_bounce: self.patch_bounce - earlier.patch_bounce,
+            refused: self.refused - earlier.refused,
+            connections: self.connections - earlier.connections,
+            max_open: self.max_open,
+            max_in_flight: self.max_in_flight,
+        }
+    }
+
+    pub fn to_json(self) -> Value {
+        json!({
+            "unsubscribe": self.unsubscribe,
+            "unsubscribe_all": self.unsubscribe_all,
+            "find_subscriptions": self.find_subscriptions,
+            "get_subscription": self.get_subscription,
+            "find_bounces": self.find_bounces,
+            "get_bounce": self.get_bounce,
+            "create_bounce": self.create_bounce,
+            "patch_bounce": self.patch_bounce,
+            "refused": self.refused,
+            "connections": self.connections,
+            "max_open": self.max_open,
+            "max_in_flight": self.max_in_flight,
+            "total": self.total(),
+        })
     }
 }
