@@ -19,6 +19,8 @@
 //! - `BENCH_MESSAGES`: messages per case (default 10000; at least one subscription per
 //!   client)
 //! - `BENCH_WORKERS`: runtime worker threads (default: available cores)
+//! - `BENCH_FAKE`: the fake API's transport, `fast` (default: `fake_notifybc::fast`) or
+//!   `axum` (the tests' `FakeApi`); both serve the same rules and records
 
 #[path = "support/smtp.rs"]
 mod smtp;
@@ -27,7 +29,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fake_notifybc::fast::{CallCounts, FastApi};
+use fake_notifybc::fast::FastApi;
+use fake_notifybc::state::ApiState;
+use fake_notifybc::{CallCounts, FakeApi};
 use notify_inbound::api::ApiClient;
 use notify_inbound::config::{Settings, TlsMode};
 use notify_inbound::flows::Processor;
@@ -71,6 +75,7 @@ impl Kind {
 }
 
 struct Plan {
+    fake: FakeKind,
     concurrency: Vec<usize>,
     kinds: Vec<Kind>,
     messages: usize,
@@ -114,7 +119,13 @@ fn plan() -> Plan {
                 .map(|n| n.get())
                 .unwrap_or(2)
         });
+    let fake = match std::env::var("BENCH_FAKE").as_deref() {
+        Err(_) | Ok("fast") => FakeKind::Fast,
+        Ok("axum") => FakeKind::Axum,
+        Ok(other) => panic!("BENCH_FAKE: fast or axum, not {other}"),
+    };
     Plan {
+        fake,
         concurrency,
         kinds,
         messages,
@@ -122,7 +133,53 @@ fn plan() -> Plan {
     }
 }
 
-fn settings(api: &FastApi) -> Settings {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FakeKind {
+    Fast,
+    Axum,
+}
+
+/// The fake API the server calls, on either transport.
+enum Fake {
+    Fast(FastApi),
+    Axum(FakeApi),
+}
+
+impl Fake {
+    async fn start(kind: FakeKind) -> Fake {
+        match kind {
+            FakeKind::Fast => Fake::Fast(
+                FastApi::start("127.0.0.1:0".parse().expect("addr"), false)
+                    .await
+                    .expect("fake API starts"),
+            ),
+            FakeKind::Axum => Fake::Axum(FakeApi::start().await),
+        }
+    }
+
+    fn state(&self) -> &ApiState {
+        match self {
+            Fake::Fast(api) => &api.state,
+            Fake::Axum(api) => api.state(),
+        }
+    }
+
+    fn host_url(&self) -> String {
+        match self {
+            Fake::Fast(api) => api.host_url(),
+            Fake::Axum(api) => api.host_url(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Fake::Fast(api) => format!("fast fake API on {}", api.addr),
+            Fake::Axum(api) => format!("axum fake API on {}", api.addr()),
+        }
+    }
+}
+
+fn settings(api: &Fake) -> Settings {
     let toml = format!(
         "internal_http_host = '{}'\n\
          [inbound_smtp_server]\ndomain = '{DOMAIN}'\nlistening_ip = '127.0.0.1'\nlistening_smtp_port = 0\n\
@@ -154,7 +211,7 @@ async fn run_case(
     messages: usize,
     case: usize,
     smtp: SocketAddr,
-    api: &FastApi,
+    api: &Fake,
 ) -> Outcome {
     let per_sub = kind.per_subscription();
     let subscriptions = (messages / per_sub).max(concurrency).div_ceil(concurrency) * concurrency;
@@ -166,7 +223,7 @@ async fn run_case(
         let id = format!("c{case}n{i}");
         let code = format!("{:05}", i % 100_000);
         let address = format!("s{case}.{i}@subscriber.example");
-        api.state.add_subscription(&id, &address, &code);
+        api.state().add_subscription(&id, &address, &code);
         for k in 0..per_sub {
             let n = (case * 10_000_000 + i * per_sub + k) as u64;
             let job = match kind {
@@ -190,8 +247,8 @@ async fn run_case(
             jobs[i % concurrency].push(job);
         }
     }
-    api.state.reset_max();
-    let before = api.state.counts();
+    api.state().reset_max();
+    let before = api.state().counts();
     let barrier = Arc::new(tokio::sync::Barrier::new(concurrency + 1));
     let mut tasks = Vec::new();
     for client_jobs in jobs {
@@ -220,7 +277,7 @@ async fn run_case(
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let calls = api.state.counts().since(&before);
+    let calls = api.state().counts().since(&before);
     verify(kind, case, subscriptions, api, &calls);
     Outcome {
         elapsed,
@@ -230,17 +287,17 @@ async fn run_case(
 }
 
 /// Every effect arrived, exactly once, and nothing else was called.
-fn verify(kind: Kind, case: usize, subscriptions: usize, api: &FastApi, calls: &CallCounts) {
+fn verify(kind: Kind, case: usize, subscriptions: usize, api: &Fake, calls: &CallCounts) {
     let n = subscriptions as u64;
     assert_eq!(calls.refused, 0, "the fake refused calls: {calls:?}");
     for i in 0..subscriptions {
         let id = format!("c{case}n{i}");
         let address = format!("s{case}.{i}@subscriber.example");
-        let sub = api.state.subscription(&id).expect("seeded subscription");
-        let records = api.state.bounces_of(&address);
+        let sub = api.state().subscription(&id).expect("seeded subscription");
+        let records = api.state().bounces_of(&address);
         match kind {
             Kind::Un => {
-                assert_eq!(sub.unsubscribed, 1, "{id} unsubscribed once");
+                assert_eq!(sub.times_unsubscribed, 1, "{id} unsubscribed once");
                 assert_eq!(sub.state, "deleted");
                 assert!(records.is_empty());
             }
@@ -253,16 +310,16 @@ fn verify(kind: Kind, case: usize, subscriptions: usize, api: &FastApi, calls: &
                     "{address} counted once each"
                 );
                 assert_eq!(
-                    r.messages.len(),
+                    r.bounce_messages.len(),
                     bounces,
                     "{address} holds each message once"
                 );
                 if kind == Kind::Bn {
-                    assert_eq!(sub.unsubscribed, 0, "{id} below the threshold");
+                    assert_eq!(sub.times_unsubscribed, 0, "{id} below the threshold");
                     assert_eq!(r.state, "active");
                 } else {
                     assert_eq!(
-                        sub.unsubscribed, 1,
+                        sub.times_unsubscribed, 1,
                         "{id} unsubscribed once at the threshold"
                     );
                     assert_eq!(sub.state, "deleted");
@@ -310,9 +367,7 @@ fn verify(kind: Kind, case: usize, subscriptions: usize, api: &FastApi, calls: &
 }
 
 async fn bench(plan: Plan) {
-    let api = FastApi::start("127.0.0.1:0".parse().expect("addr"), false)
-        .await
-        .expect("fake API starts");
+    let api = Fake::start(plan.fake).await;
     let settings = Arc::new(settings(&api));
     let metrics = Arc::new(Metrics::new());
     let client = ApiClient::new(&settings)
@@ -325,8 +380,8 @@ async fn bench(plan: Plan) {
     let smtp = server.addr(TlsMode::Starttls).expect("plain listener");
 
     println!(
-        "smtp_throughput: in-process server, real flows, fast fake API on {} ({} runtime workers, {} cores)",
-        api.addr,
+        "smtp_throughput: in-process server, real flows, {} ({} runtime workers, {} cores)",
+        api.describe(),
         plan.workers,
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -364,9 +419,9 @@ async fn bench(plan: Plan) {
     // sessions wait for it.
     let delay = Duration::from_millis(5);
     let c = plan.concurrency.iter().copied().max().unwrap_or(1);
-    api.state.set_delay(delay);
+    api.state().set_delay(delay);
     let o = run_case(Kind::Un, c, plan.messages / 5, case + 1, smtp, &api).await;
-    api.state.set_delay(Duration::ZERO);
+    api.state().set_delay(Duration::ZERO);
     let n = o.latencies.len();
     println!(
         "un, API answering in {} ms, {c} sessions: {n} messages, {:.0} msg/s, p50 {} ms, p99 {} ms; calls in flight at the API at most {} (api.max_in_flight = {})",

@@ -1,6 +1,6 @@
 //! A fast fake NotifyBC API for load runs against the release binary
 //! (`scripts/load-test.sh`): the benchmarks' fake (`fake_notifybc::fast`, in `crates/fake-notifybc`) in a
-//! process of its own.
+//! process of its own, with the same rules as the tests' fake.
 //!
 //! ```text
 //! cargo run --release --example fake_notifybc -- [--listen 127.0.0.1:3000] [--forgetful]

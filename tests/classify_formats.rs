@@ -5,10 +5,10 @@
 
 use std::path::Path;
 
-use notify_inbound::classify::{Filters, MessageKind, assess, classify};
+use notify_inbound::classify::{Filters, ReportKind, assess, classify};
 use notify_inbound::config::Settings;
 
-use MessageKind::{AutoReply, Bounce, Complaint, Delay};
+use ReportKind::{AutoReply, Bounce, Complaint, Delay};
 
 const HARD: bool = true;
 const SOFT: bool = false;
@@ -17,7 +17,7 @@ const SOFT: bool = false;
 type Recipients = &'static [(&'static str, bool)];
 
 /// File, kind, and its recipients.
-const EXPECTED: &[(&str, MessageKind, Recipients)] = &[
+const EXPECTED: &[(&str, ReportKind, Recipients)] = &[
     // Which address
     (
         "exchange-smtp-tag.eml",

@@ -8,7 +8,7 @@
 //! reply quoting a `5.x.x` code with the subscriber's address, and a delay notice whose
 //! diagnostic mentions an earlier `5.x.x`.
 
-use notify_inbound::classify::{Assessment, Filters, MessageKind, assess};
+use notify_inbound::classify::{Assessment, Filters, ReportKind, assess};
 use notify_inbound::config::{BounceDecision, RawBounce, RawSettings};
 
 mod common;
@@ -236,7 +236,7 @@ fn each_option_changes_only_what_it_says() {
         for a in &complaints {
             assert_eq!(
                 a.complaint,
-                a.verdict.kind == MessageKind::Complaint
+                a.verdict.kind == ReportKind::Complaint
                     && a.verdict.feedback_type.as_deref() != Some("not-spam")
             );
         }
@@ -250,8 +250,8 @@ fn auto_replies_and_delays_never_count_under_the_classifier_and_the_options_stop
         CRAFTED_DELAY.as_bytes().to_vec(),
     ];
     let nbc = run(&crafted, notifybc);
-    assert_eq!(nbc[0].verdict.kind, MessageKind::AutoReply, "{:?}", nbc[0]);
-    assert_eq!(nbc[1].verdict.kind, MessageKind::Delay, "{:?}", nbc[1]);
+    assert_eq!(nbc[0].verdict.kind, ReportKind::AutoReply, "{:?}", nbc[0]);
+    assert_eq!(nbc[1].verdict.kind, ReportKind::Delay, "{:?}", nbc[1]);
     // NotifyBC's rule counts both: a 5.x.x and the address are in the text.
     assert!(nbc[0].counts && nbc[1].counts, "{nbc:?}");
 

@@ -2,7 +2,7 @@
 //! every corpus email must still give well-formed verdicts (no panic, addresses that are
 //! addresses, decisions that name their filter).
 
-use notify_inbound::classify::{Filters, MessageKind, assess, classify};
+use notify_inbound::classify::{Filters, ReportKind, assess, classify};
 use notify_inbound::config::Settings;
 
 mod common;
@@ -54,7 +54,7 @@ fn damaged_messages_give_well_formed_verdicts() {
                 );
                 assert!(!r.status.is_empty());
             }
-            if v.kind == MessageKind::Bounce {
+            if v.kind == ReportKind::Bounce {
                 bounces += 1;
                 assert!(!v.recipients.is_empty());
             }

@@ -36,7 +36,7 @@ struct JsonRecipient<'a> {
 #[derive(Serialize)]
 struct JsonLine<'a> {
     source: &'a str,
-    kind: super::MessageKind,
+    kind: super::ReportKind,
     recipients: Vec<JsonRecipient<'a>>,
     counts: bool,
     why: &'a str,

@@ -28,10 +28,13 @@ use serde::{Deserialize, Serialize};
 pub use cli::{OutputFormat, run_cli, run_cli_explained};
 pub use notifybc::{Assessment, Decision, Filters, assess, decide, explain, outcome};
 
-/// What a message is, as far as bounce processing is concerned.
+/// What kind of report a message sent to a bounce address is: a non-delivery report, a
+/// delay notice, an automatic reply, a complaint, or none of these. Not to be confused with
+/// [`crate::outcome::MessageKind`], which says which address (`un`, `bn`, postmaster) a
+/// message was sent to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MessageKind {
+pub enum ReportKind {
     /// A non-delivery report: at least one recipient failed.
     Bounce,
     /// A delay notice (RFC 3464 `Action: delayed`, "still trying"): not a failure yet.
@@ -46,15 +49,15 @@ pub enum MessageKind {
     Unparsable,
 }
 
-impl MessageKind {
+impl ReportKind {
     pub fn as_str(self) -> &'static str {
         match self {
-            MessageKind::Bounce => "bounce",
-            MessageKind::Delay => "delay",
-            MessageKind::AutoReply => "auto_reply",
-            MessageKind::Complaint => "complaint",
-            MessageKind::NotBounce => "not_bounce",
-            MessageKind::Unparsable => "unparsable",
+            ReportKind::Bounce => "bounce",
+            ReportKind::Delay => "delay",
+            ReportKind::AutoReply => "auto_reply",
+            ReportKind::Complaint => "complaint",
+            ReportKind::NotBounce => "not_bounce",
+            ReportKind::Unparsable => "unparsable",
         }
     }
 }
@@ -173,7 +176,7 @@ pub struct BouncedRecipient {
 /// What [`classify`] found in one message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Verdict {
-    pub kind: MessageKind,
+    pub kind: ReportKind,
     /// For a bounce or delay: the recipients the report names. For a complaint: the
     /// complaining recipient when the report names one.
     pub recipients: Vec<BouncedRecipient>,
@@ -202,7 +205,7 @@ impl BouncedRecipient {
 impl Verdict {
     fn unparsable() -> Verdict {
         Verdict {
-            kind: MessageKind::Unparsable,
+            kind: ReportKind::Unparsable,
             recipients: Vec::new(),
             message_id: None,
             subject: None,

@@ -19,7 +19,7 @@ use std::sync::LazyLock;
 use mail_parser::{HeaderName, Message, MessageParser, MimeHeaders, PartType};
 use regex::Regex;
 
-use super::{MessageKind, Verdict, classify_parsed, parse};
+use super::{ReportKind, Verdict, classify_parsed, parse};
 use crate::config::{BounceDecision, BounceSettings};
 
 /// The bounce filters and options, as the validated settings give them.
@@ -174,7 +174,7 @@ pub fn decide(raw: &[u8], filters: &Filters, subscriber: &str) -> Decision {
         // Never read: with a subscriber given and no option on, `assess_parsed` decides
         // from the message alone.
         Verdict {
-            kind: MessageKind::NotBounce,
+            kind: ReportKind::NotBounce,
             recipients: Vec::new(),
             message_id: None,
             subject: None,
@@ -321,12 +321,12 @@ fn by_classifier(
         .map(|r| r.address.clone())
         .collect();
     let why = match verdict.kind {
-        MessageKind::Bounce => None,
-        MessageKind::Delay => Some("delayed"),
-        MessageKind::AutoReply => Some("auto_reply"),
-        MessageKind::NotBounce => Some("not_bounce"),
-        MessageKind::Unparsable => Some("unparsable"),
-        MessageKind::Complaint => {
+        ReportKind::Bounce => None,
+        ReportKind::Delay => Some("delayed"),
+        ReportKind::AutoReply => Some("auto_reply"),
+        ReportKind::NotBounce => Some("not_bounce"),
+        ReportKind::Unparsable => Some("unparsable"),
+        ReportKind::Complaint => {
             let complaint =
                 f.complaints_unsubscribe && verdict.feedback_type.as_deref() != Some("not-spam");
             let why = if f.complaints_unsubscribe {
@@ -394,13 +394,13 @@ fn by_notifybc_rule(
     f: &Filters,
     subscriber: Option<&str>,
 ) -> Assessment {
-    if f.ignore_auto_replies && verdict.kind == MessageKind::AutoReply {
+    if f.ignore_auto_replies && verdict.kind == ReportKind::AutoReply {
         return not_counted(verdict, "ignore_auto_replies", Vec::new(), false);
     }
-    if f.ignore_delays && verdict.kind == MessageKind::Delay {
+    if f.ignore_delays && verdict.kind == ReportKind::Delay {
         return not_counted(verdict, "ignore_delays", Vec::new(), false);
     }
-    if f.complaints_unsubscribe && verdict.kind == MessageKind::Complaint {
+    if f.complaints_unsubscribe && verdict.kind == ReportKind::Complaint {
         let complaint = verdict.feedback_type.as_deref() != Some("not-spam");
         return not_counted(verdict, "complaints_unsubscribe", Vec::new(), complaint);
     }

@@ -12,7 +12,7 @@ use super::dsn::{self, DsnRecipient};
 use super::prose::{self, Entry};
 use super::reason;
 use super::text::{clean_address, contains_ci, find_reply_code, find_status, starts_with_ci};
-use super::{BouncedRecipient, MessageKind, Reason, Verdict, arf, ses};
+use super::{BouncedRecipient, Reason, ReportKind, Verdict, arf, ses};
 
 /// What a recogniser found.
 pub(crate) enum Found {
@@ -71,10 +71,10 @@ pub(crate) fn run(message: &Message<'_>) -> Verdict {
             return verdict(found);
         }
     }
-    empty(MessageKind::NotBounce)
+    empty(ReportKind::NotBounce)
 }
 
-fn empty(kind: MessageKind) -> Verdict {
+fn empty(kind: ReportKind) -> Verdict {
     Verdict {
         kind,
         recipients: Vec::new(),
@@ -90,9 +90,9 @@ fn verdict(found: Found) -> Verdict {
         Found::Complaint(fb) => Verdict {
             feedback_type: Some(fb.feedback_type),
             complainant: fb.complainant,
-            ..empty(MessageKind::Complaint)
+            ..empty(ReportKind::Complaint)
         },
-        Found::AutoReply => empty(MessageKind::AutoReply),
+        Found::AutoReply => empty(ReportKind::AutoReply),
         Found::Forwarded(v) => v,
         Found::Report(list) => report_verdict(list),
     }
@@ -194,11 +194,11 @@ fn report_verdict(list: Vec<DsnRecipient>) -> Verdict {
         });
     }
     let kind = if failed {
-        MessageKind::Bounce
+        ReportKind::Bounce
     } else if delayed {
-        MessageKind::Delay
+        ReportKind::Delay
     } else {
-        MessageKind::NotBounce
+        ReportKind::NotBounce
     };
     Verdict {
         recipients,
@@ -297,7 +297,7 @@ fn recognise_forwarded(cx: &Context<'_, '_>) -> Option<Found> {
             let v = super::classify_parsed(inner);
             matches!(
                 v.kind,
-                MessageKind::Bounce | MessageKind::Delay | MessageKind::Complaint
+                ReportKind::Bounce | ReportKind::Delay | ReportKind::Complaint
             )
             .then_some(Found::Forwarded(v))
         }

@@ -67,7 +67,7 @@ fn dsn_with_5xx_for_the_subscriber_counts() {
     assert!(a.counts, "{a:?}");
     assert_eq!(a.why, "counted");
     assert_eq!(a.bounced_addresses, vec![SUB.to_string()]);
-    assert_eq!(a.verdict.kind, MessageKind::Bounce);
+    assert_eq!(a.verdict.kind, ReportKind::Bounce);
     assert_eq!(a.verdict.recipients[0].address, SUB);
     assert!(a.verdict.recipients[0].hard);
     assert_eq!(a.verdict.recipients[0].reason, Reason::UserUnknown);
@@ -280,8 +280,8 @@ fn unparsable_message() {
     let a = assess(b"", &filters(|_| {}), Some(SUB));
     assert!(!a.counts);
     assert_eq!(a.why, "unparsable");
-    assert_eq!(a.verdict.kind, MessageKind::Unparsable);
-    assert_eq!(classify(b"").kind, MessageKind::Unparsable);
+    assert_eq!(a.verdict.kind, ReportKind::Unparsable);
+    assert_eq!(classify(b"").kind, ReportKind::Unparsable);
 }
 
 #[test]
@@ -348,7 +348,7 @@ fn option_per_recipient_status() {
     let raw = dsn(SUB, "delayed", "4.4.1", "connection timed out");
     let a = assess(&raw, &f, Some(SUB));
     assert!(!a.counts);
-    assert_eq!(a.verdict.kind, MessageKind::Delay);
+    assert_eq!(a.verdict.kind, ReportKind::Delay);
     assert_eq!(a.why, "per_recipient_status: not failed");
     // Someone else's entry.
     let raw = dsn("other@foo.com", "failed", "5.1.1", "550 user unknown");
@@ -357,7 +357,7 @@ fn option_per_recipient_status() {
     // read the whole text: a 5.x.x in the returned original is enough for them.
     let raw = dsn(SUB, "delivered", "2.0.0", "250 ok");
     let a = assess(&raw, &f, Some(SUB));
-    assert_eq!(a.verdict.kind, MessageKind::NotBounce);
+    assert_eq!(a.verdict.kind, ReportKind::NotBounce);
     assert!(a.counts);
     let quiet = String::from_utf8(raw)
         .unwrap()
@@ -389,7 +389,7 @@ fn option_ignore_auto_replies() {
         &format!("I am away until 5.1.2025; write to {SUB}"),
     );
     let a = assess(&raw, &filters(|_| {}), Some(SUB));
-    assert_eq!(a.verdict.kind, MessageKind::AutoReply);
+    assert_eq!(a.verdict.kind, ReportKind::AutoReply);
     // NotifyBC's status regex finds `5.1.202` in the date.
     assert!(a.counts);
     let a = assess(&raw, &filters(|b| b.ignore_auto_replies = true), Some(SUB));
@@ -416,7 +416,7 @@ fn arf(feedback_type: &str) -> Vec<u8> {
 fn option_complaints_unsubscribe() {
     let raw = arf("abuse");
     let v = classify(&raw);
-    assert_eq!(v.kind, MessageKind::Complaint);
+    assert_eq!(v.kind, ReportKind::Complaint);
     assert_eq!(v.complainant.as_deref(), Some(SUB));
     assert_eq!(v.feedback_type.as_deref(), Some("abuse"));
     assert!(v.recipients.is_empty());
@@ -448,7 +448,7 @@ fn verdict_serialises_in_snake_case() {
     assert_eq!(j["recipients"][0]["status"], "5.2.2");
     assert_eq!(j["recipients"][0]["action"], "failed");
     assert_eq!(
-        serde_json::to_value(MessageKind::AutoReply).unwrap(),
+        serde_json::to_value(ReportKind::AutoReply).unwrap(),
         "auto_reply"
     );
 }
@@ -503,7 +503,7 @@ fn decide_agrees_with_assess_on_the_corpus() {
                     counts: a.counts,
                     why: a.why.clone(),
                     complaint: a.complaint,
-                    unparsable: a.verdict.kind == MessageKind::Unparsable,
+                    unparsable: a.verdict.kind == ReportKind::Unparsable,
                 };
                 assert_eq!(
                     d,

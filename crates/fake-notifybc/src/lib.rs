@@ -1,19 +1,8 @@
 //! An in-process fake of the NotifyBC API, on `127.0.0.1:0`, with NotifyBC's semantics for
-//! the calls notify-inbound makes:
-//!
-//! - `GET /api/subscriptions/{id}/unsubscribe`: unknown id → 404; with header
-//!   `is_anonymous: true` the anonymous checks apply (the code must equal the subscription's
-//!   when it has one, `userChannelId` when given must equal the subscription's
-//!   case-insensitively) and in every case the subscription must be `confirmed`, else 403.
-//!   `additionalServices=_all` also deletes the user's other confirmed subscriptions on the
-//!   channel. In redirect mode ([`FakeApi::set_redirect`]) success is a 302 to
-//!   `{url}?channel=email` and a refusal a 302 to `{url}?channel=email&err=...`, as NotifyBC
-//!   does when `anonymousUnsubscription.acknowledgements.onScreen.redirectUrl` is set.
-//! - `GET /api/subscriptions?filter=<json>` and `GET /api/bounces?filter=<json>`: records
-//!   whose fields equal every entry of `where`; `GET /api/subscriptions/{id}`.
-//! - `POST /api/bounces` → 200 with the record and its id (state `active` by default);
-//!   `PATCH /api/bounces/{id}` → 204. Like NotifyBC's schema, `bounceMessages` items keep
-//!   only `date` and `message`.
+//! the calls notify-inbound makes. The rules and the records live in [`rules`] (what each
+//! call does) and [`state`] (the records and counters a transport serves); this module is
+//! the axum transport, for tests and examples, and [`fast`] a leaner one for benchmarks and
+//! load runs. Both answer the same calls the same way.
 //!
 //! Every request is logged as received ([`FakeApi::requests`]): method, path and query
 //! exactly as sent, headers, body. Faults can be injected ([`Fault`], [`FaultRule`]): the
@@ -23,68 +12,31 @@
 //!
 //! [`FakeApi::start_mtls`] serves the same over TLS and requires a client certificate, for
 //! the API client's mutual-TLS authentication (`api.client_cert`, `api.client_key`).
-//!
-//! Ids are `"1"`, `"2"`, ... per collection, like the records of NotifyBC's own tests.
-//!
-//! [`fast`] is a second transport for benchmarks and load runs (`httparse` on tokio,
-//! hash-map look-ups, call counters, a forgetful mode), with the subset of these rules that
-//! the `un` and `bn` flows exercise.
 
 pub mod fast;
+pub mod rules;
+pub mod state;
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, Query, Request, State as AxState};
-use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State as AxState};
+use axum::http::{HeaderMap, Method, StatusCode, Uri, header};
 use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use tokio::net::TcpSocket;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// A subscription record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Subscription {
-    pub id: String,
-    pub service_name: String,
-    pub channel: String,
-    pub user_channel_id: String,
-    pub state: String,
-    pub unsubscription_code: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unsubscribed_additional_services: Option<Value>,
-    /// How many times the unsubscribe endpoint moved this record from confirmed to deleted.
-    #[serde(skip)]
-    pub times_unsubscribed: u32,
-}
-
-/// One item of a bounce record's `bounceMessages`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BounceMessage {
-    pub date: String,
-    pub message: String,
-}
-
-/// A bounce record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Bounce {
-    pub id: String,
-    pub channel: String,
-    pub user_channel_id: String,
-    pub state: String,
-    pub hard_bounce_count: u64,
-    pub bounce_messages: Vec<BounceMessage>,
-}
+pub use rules::{Bounce, BounceMessage, Subscription};
+pub use state::CallCounts;
+use state::{ApiState, Connection};
 
 /// A request as the fake received it.
 #[derive(Debug, Clone)]
@@ -175,20 +127,17 @@ impl FaultRule {
     }
 }
 
+/// What the axum transport adds to the shared state: the request log, the token and the
+/// faults.
 #[derive(Debug, Default)]
-struct State {
-    subscriptions: Vec<Subscription>,
-    bounces: Vec<Bounce>,
-    next_subscription: u64,
-    next_bounce: u64,
+struct Front {
     requests: Vec<LoggedRequest>,
     token: Option<String>,
-    redirect: Option<String>,
     faults: Vec<FaultRule>,
     rng: u64,
 }
 
-impl State {
+impl Front {
     /// xorshift64: reproducible draws for the random faults.
     fn roll(&mut self, percent: u8) -> bool {
         let mut x = if self.rng == 0 {
@@ -204,10 +153,16 @@ impl State {
     }
 }
 
-type Shared = Arc<Mutex<State>>;
+#[derive(Debug, Clone, Default)]
+struct Shared {
+    api: Arc<ApiState>,
+    front: Arc<Mutex<Front>>,
+}
 
-fn lock(state: &Shared) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(|e| e.into_inner())
+impl Shared {
+    fn front(&self) -> MutexGuard<'_, Front> {
+        self.front.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct Running {
@@ -260,7 +215,7 @@ impl FakeApi {
     }
 
     async fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> FakeApi {
-        let state: Shared = Arc::default();
+        let state = Shared::default();
         let listener = bind("127.0.0.1:0".parse().unwrap()).await;
         let addr = listener.local_addr().unwrap();
         let port = reserve(addr);
@@ -296,6 +251,11 @@ impl FakeApi {
 
     // ---- seeding and inspecting state ----
 
+    /// The records and counters this fake serves, shared with its transport.
+    pub fn state(&self) -> &Arc<ApiState> {
+        &self.state.api
+    }
+
     /// Adds a confirmed email subscription and returns its id.
     pub fn add_subscription(&self, service: &str, user_channel_id: &str, code: &str) -> String {
         self.insert_subscription(service, user_channel_id, code, "confirmed")
@@ -309,70 +269,39 @@ impl FakeApi {
         code: &str,
         state: &str,
     ) -> String {
-        let mut s = lock(&self.state);
-        s.next_subscription += 1;
-        let id = s.next_subscription.to_string();
-        s.subscriptions.push(Subscription {
-            id: id.clone(),
-            service_name: service.to_string(),
-            channel: "email".to_string(),
-            user_channel_id: user_channel_id.to_string(),
-            state: state.to_string(),
-            unsubscription_code: code.to_string(),
-            unsubscribed_additional_services: None,
-            times_unsubscribed: 0,
-        });
-        id
+        self.state
+            .api
+            .store()
+            .insert_subscription(None, service, user_channel_id, code, state)
     }
 
     pub fn subscription(&self, id: &str) -> Option<Subscription> {
-        lock(&self.state)
-            .subscriptions
-            .iter()
-            .find(|s| s.id == id)
-            .cloned()
+        self.state.api.subscription(id)
     }
 
     pub fn subscriptions(&self) -> Vec<Subscription> {
-        lock(&self.state).subscriptions.clone()
+        self.state.api.store().subscriptions().to_vec()
     }
 
     /// Adds an active email bounce record with this count and no messages; returns its id.
     pub fn add_bounce(&self, user_channel_id: &str, hard_bounce_count: u64) -> String {
-        let mut s = lock(&self.state);
-        s.next_bounce += 1;
-        let id = s.next_bounce.to_string();
-        s.bounces.push(Bounce {
-            id: id.clone(),
-            channel: "email".to_string(),
-            user_channel_id: user_channel_id.to_string(),
-            state: "active".to_string(),
-            hard_bounce_count,
-            bounce_messages: Vec::new(),
-        });
-        id
+        self.state
+            .api
+            .store()
+            .add_bounce(user_channel_id, hard_bounce_count)
     }
 
     pub fn bounce(&self, id: &str) -> Option<Bounce> {
-        lock(&self.state)
-            .bounces
-            .iter()
-            .find(|b| b.id == id)
-            .cloned()
+        self.state.api.store().bounce(id).cloned()
     }
 
     pub fn bounces(&self) -> Vec<Bounce> {
-        lock(&self.state).bounces.clone()
+        self.state.api.store().bounces().to_vec()
     }
 
     /// The bounce records of an address, in creation order.
     pub fn bounces_of(&self, user_channel_id: &str) -> Vec<Bounce> {
-        lock(&self.state)
-            .bounces
-            .iter()
-            .filter(|b| b.user_channel_id == user_channel_id)
-            .cloned()
-            .collect()
+        self.state.api.bounces_of(user_channel_id)
     }
 
     /// The one bounce record of an address. Fails the test when there is none or more than
@@ -387,47 +316,57 @@ impl FakeApi {
         records.remove(0)
     }
 
+    /// The calls received, by endpoint, and the HTTP connections.
+    pub fn counts(&self) -> CallCounts {
+        self.state.api.counts()
+    }
+
     // ---- the request log ----
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
-        lock(&self.state).requests.clone()
+        self.state.front().requests.clone()
     }
 
     pub fn clear_requests(&self) {
-        lock(&self.state).requests.clear();
+        self.state.front().requests.clear();
     }
 
     // ---- behaviour ----
 
     /// Requires `Authorization: {token}` on every call (401 otherwise); `None` turns it off.
     pub fn require_token(&self, token: Option<&str>) {
-        lock(&self.state).token = token.map(str::to_string);
+        self.state.front().token = token.map(str::to_string);
     }
 
     /// Redirect mode for the unsubscribe endpoint; `None` answers 200 / 403 instead.
     pub fn set_redirect(&self, url: Option<&str>) {
-        lock(&self.state).redirect = url.map(str::to_string);
+        self.state.api.store().set_redirect(url);
+    }
+
+    /// Forgetful mode: effects are counted but not kept (see [`rules`]).
+    pub fn set_forgetful(&self, forgetful: bool) {
+        self.state.api.store().set_forgetful(forgetful);
     }
 
     /// Adds a fault rule; the first rule that matches a call applies.
     pub fn add_fault(&self, rule: FaultRule) {
-        lock(&self.state).faults.push(rule);
+        self.state.front().faults.push(rule);
     }
 
     /// Replaces all rules by one that applies `fault` to every call.
     pub fn fail_all(&self, fault: Fault) {
-        let mut s = lock(&self.state);
+        let mut s = self.state.front();
         s.faults.clear();
         s.faults.push(FaultRule::all(fault));
     }
 
     pub fn clear_faults(&self) {
-        lock(&self.state).faults.clear();
+        self.state.front().faults.clear();
     }
 
     /// Seeds the generator behind the random faults.
     pub fn seed(&self, seed: u64) {
-        lock(&self.state).rng = seed;
+        self.state.front().rng = seed;
     }
 
     /// Stops listening and closes every connection (calls in progress finish first): the
@@ -480,13 +419,10 @@ fn spawn(
     tls: Option<Arc<rustls::ServerConfig>>,
     state: Shared,
 ) -> Running {
+    let api = state.api.clone();
+    // The routing is the rules' ([`rules::Store::answer`]), so every call goes to `call`.
     let app = Router::new()
-        .route("/api/subscriptions", get(list_subscriptions))
-        .route("/api/subscriptions/{id}", get(get_subscription))
-        .route("/api/subscriptions/{id}/unsubscribe", get(unsubscribe))
-        .route("/api/bounces", get(list_bounces).post(create_bounce))
-        .route("/api/bounces/{id}", get(get_bounce).patch(patch_bounce))
-        .fallback(|| async { StatusCode::NOT_FOUND })
+        .fallback(call)
         .layer(from_fn_with_state(state.clone(), front))
         .with_state(state);
     let (stop, stopped) = oneshot::channel::<()>();
@@ -496,6 +432,7 @@ fn spawn(
     let task = tokio::spawn(async move {
         let _ = match tls {
             None => {
+                let listener = PlainListener { tcp: listener, api };
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
                     .await
@@ -504,6 +441,7 @@ fn spawn(
                 let listener = TlsListener {
                     tcp: listener,
                     acceptor: tokio_rustls::TlsAcceptor::from(config),
+                    api,
                 };
                 axum::serve(listener, app)
                     .with_graceful_shutdown(stopped)
@@ -514,21 +452,105 @@ fn spawn(
     Running { stop, task }
 }
 
-/// Accepts TCP connections and completes the TLS handshake; failed handshakes (a client
-/// without an acceptable certificate) are dropped.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
+/// A connection, counted as open ([`ApiState::connection`]) until it is dropped.
+struct Counted<T> {
+    io: T,
+    _open: Connection,
 }
 
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+/// Accepts TCP connections, counting them.
+struct PlainListener {
+    tcp: tokio::net::TcpListener,
+    api: Arc<ApiState>,
+}
+
+impl axum::serve::Listener for PlainListener {
+    type Io = Counted<TcpStream>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
             let Ok((tcp, addr)) = self.tcp.accept().await else {
+                // Out of descriptors and the like: let the other side finish something.
+                tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let io = Counted {
+                io: tcp,
+                _open: self.api.connection(),
+            };
+            return (io, addr);
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+}
+
+/// Accepts TCP connections, counting them, and completes the TLS handshake; failed
+/// handshakes (a client without an acceptable certificate) are dropped.
+struct TlsListener {
+    tcp: tokio::net::TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    api: Arc<ApiState>,
+}
+
+impl axum::serve::Listener for TlsListener {
+    type Io = tokio_rustls::server::TlsStream<Counted<TcpStream>>;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            let Ok((tcp, addr)) = self.tcp.accept().await else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let tcp = Counted {
+                io: tcp,
+                _open: self.api.connection(),
             };
             let handshake = self.acceptor.accept(tcp);
             if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
@@ -630,7 +652,7 @@ async fn front(AxState(state): AxState<Shared>, request: Request, next: Next) ->
         body: String::from_utf8_lossy(&bytes).into_owned(),
     };
     let fault = {
-        let mut s = lock(&state);
+        let mut s = state.front();
         s.requests.push(logged);
         if let Some(token) = &s.token {
             let sent = parts
@@ -689,242 +711,38 @@ async fn front(AxState(state): AxState<Shared>, request: Request, next: Next) ->
     }
 }
 
-/// The `where` object of a `filter` query parameter; `Err` is the text of a 400.
-fn where_of(query: &HashMap<String, String>) -> Result<serde_json::Map<String, Value>, String> {
-    let Some(filter) = query.get("filter") else {
-        return Ok(serde_json::Map::new());
-    };
-    let filter: Value =
-        serde_json::from_str(filter).map_err(|_| "filter is not JSON".to_string())?;
-    match filter.get("where") {
-        None => Ok(serde_json::Map::new()),
-        Some(Value::Object(w)) => Ok(w.clone()),
-        Some(_) => Err("where is not an object".to_string()),
-    }
-}
-
-fn bad_request(why: String) -> Response {
-    (StatusCode::BAD_REQUEST, why).into_response()
-}
-
-fn matches(record: &impl Serialize, filter: &serde_json::Map<String, Value>) -> bool {
-    let value = serde_json::to_value(record).unwrap_or(Value::Null);
-    filter.iter().all(|(k, v)| value.get(k) == Some(v))
-}
-
-async fn list_subscriptions(
+/// Every call past [`front`]: the rules answer it.
+async fn call(
     AxState(state): AxState<Shared>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let filter = match where_of(&query) {
-        Ok(f) => f,
-        Err(why) => return bad_request(why),
-    };
-    let s = lock(&state);
-    let found: Vec<&Subscription> = s
-        .subscriptions
-        .iter()
-        .filter(|x| matches(x, &filter))
-        .collect();
-    axum::Json(json!(found)).into_response()
-}
-
-async fn get_subscription(AxState(state): AxState<Shared>, Path(id): Path<String>) -> Response {
-    let s = lock(&state);
-    match s.subscriptions.iter().find(|x| x.id == id) {
-        Some(x) => axum::Json(json!(x)).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-async fn unsubscribe(
-    AxState(state): AxState<Shared>,
-    Path(id): Path<String>,
-    Query(query): Query<HashMap<String, String>>,
+    method: Method,
+    uri: Uri,
     headers: HeaderMap,
+    body: Bytes,
 ) -> Response {
-    let mut s = lock(&state);
-    let redirect = s.redirect.clone();
-    let Some(index) = s.subscriptions.iter().position(|x| x.id == id) else {
-        // NotifyBC answers 404 before its redirect handling.
-        return StatusCode::NOT_FOUND.into_response();
+    let request = rules::Request {
+        method: rules::Method::from_name(method.as_str()),
+        path: uri.path(),
+        query: uri.query(),
+        anonymous: headers
+            .get("is_anonymous")
+            .is_some_and(|v| rules::is_anonymous(v.as_bytes())),
+        body: &body,
     };
-    let anonymous = headers
-        .get("is_anonymous")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let target = s.subscriptions[index].clone();
-    let mut forbidden = target.state != "confirmed";
-    if anonymous {
-        let code = query.get("unsubscriptionCode").map(String::as_str);
-        if !target.unsubscription_code.is_empty()
-            && code != Some(target.unsubscription_code.as_str())
-        {
-            forbidden = true;
-        }
-        if let Some(address) = query.get("userChannelId").filter(|a| !a.is_empty())
-            && address.to_lowercase() != target.user_channel_id.to_lowercase()
-        {
-            forbidden = true;
-        }
+    let reply = state.api.answer(&request).await;
+    let status = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut response = Response::builder().status(status);
+    if let Some(kind) = reply.content_type() {
+        response = response.header(header::CONTENT_TYPE, kind);
     }
-    if forbidden {
-        return match redirect {
-            Some(url) => found(&format!(
-                "{url}?channel={}&err=HttpException%3A%20Forbidden",
-                target.channel
-            )),
-            None => StatusCode::FORBIDDEN.into_response(),
-        };
+    if let Some(location) = &reply.location {
+        response = response.header(header::LOCATION, location);
     }
-    let additional: Vec<String> = query
-        .get("additionalServices")
-        .map(|v| v.split(',').map(str::to_string).collect())
-        .unwrap_or_default();
-    let mut others: Vec<usize> = Vec::new();
-    if additional == ["_all"] {
-        others = (0..s.subscriptions.len())
-            .filter(|&i| {
-                let x = &s.subscriptions[i];
-                i != index
-                    && x.state == "confirmed"
-                    && x.channel == target.channel
-                    && x.user_channel_id == target.user_channel_id
-            })
-            .collect();
-    } else if !additional.is_empty() {
-        others = (0..s.subscriptions.len())
-            .filter(|&i| {
-                let x = &s.subscriptions[i];
-                i != index
-                    && additional.contains(&x.service_name)
-                    && x.channel == target.channel
-                    && x.user_channel_id == target.user_channel_id
-            })
-            .collect();
-    }
-    for &i in others.iter().chain(std::iter::once(&index)) {
-        let x = &mut s.subscriptions[i];
-        if x.state != "deleted" {
-            x.times_unsubscribed += 1;
-        }
-        x.state = "deleted".to_string();
-    }
-    if !additional.is_empty() {
-        let names: Vec<String> = others
-            .iter()
-            .map(|&i| s.subscriptions[i].service_name.clone())
-            .collect();
-        let ids: Vec<String> = others
-            .iter()
-            .map(|&i| s.subscriptions[i].id.clone())
-            .collect();
-        s.subscriptions[index].unsubscribed_additional_services =
-            Some(json!({ "names": names, "ids": ids }));
-    }
-    match redirect {
-        Some(url) => found(&format!("{url}?channel={}", target.channel)),
-        None => (StatusCode::OK, "You have been un-subscribed.").into_response(),
-    }
-}
-
-fn found(location: &str) -> Response {
-    (
-        StatusCode::FOUND,
-        [(header::LOCATION, location.to_string())],
-    )
-        .into_response()
-}
-
-async fn list_bounces(
-    AxState(state): AxState<Shared>,
-    Query(query): Query<HashMap<String, String>>,
-) -> Response {
-    let filter = match where_of(&query) {
-        Ok(f) => f,
-        Err(why) => return bad_request(why),
+    let body = match reply.body {
+        rules::Body::Empty => Body::empty(),
+        rules::Body::Text(text) => Body::from(text),
+        rules::Body::Json(json) => Body::from(json),
     };
-    let s = lock(&state);
-    let found: Vec<&Bounce> = s.bounces.iter().filter(|x| matches(x, &filter)).collect();
-    axum::Json(json!(found)).into_response()
-}
-
-async fn get_bounce(AxState(state): AxState<Shared>, Path(id): Path<String>) -> Response {
-    let s = lock(&state);
-    match s.bounces.iter().find(|x| x.id == id) {
-        Some(x) => axum::Json(json!(x)).into_response(),
-        None => StatusCode::NOT_FOUND.into_response(),
-    }
-}
-
-/// `bounceMessages` as NotifyBC's schema keeps them: `date` and `message` only.
-fn bounce_messages(value: &Value) -> Result<Vec<BounceMessage>, String> {
-    serde_json::from_value::<Vec<BounceMessage>>(value.clone())
-        .map_err(|e| format!("bounceMessages: {e}"))
-}
-
-async fn create_bounce(AxState(state): AxState<Shared>, body: String) -> Response {
-    let Ok(body) = serde_json::from_str::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let messages = match body.get("bounceMessages") {
-        Some(v) => match bounce_messages(v) {
-            Ok(m) => m,
-            Err(why) => return bad_request(why),
-        },
-        None => Vec::new(),
-    };
-    let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_string);
-    let mut s = lock(&state);
-    s.next_bounce += 1;
-    let record = Bounce {
-        id: s.next_bounce.to_string(),
-        channel: text("channel").unwrap_or_default(),
-        user_channel_id: text("userChannelId").unwrap_or_default(),
-        state: text("state").unwrap_or_else(|| "active".to_string()),
-        hard_bounce_count: body
-            .get("hardBounceCount")
-            .and_then(Value::as_u64)
-            .unwrap_or(0),
-        bounce_messages: messages,
-    };
-    s.bounces.push(record.clone());
-    axum::Json(json!(record)).into_response()
-}
-
-async fn patch_bounce(
-    AxState(state): AxState<Shared>,
-    Path(id): Path<String>,
-    body: String,
-) -> Response {
-    let Ok(body) = serde_json::from_str::<Value>(&body) else {
-        return StatusCode::BAD_REQUEST.into_response();
-    };
-    let messages = match body.get("bounceMessages") {
-        Some(v) => match bounce_messages(v) {
-            Ok(m) => Some(m),
-            Err(why) => return bad_request(why),
-        },
-        None => None,
-    };
-    let mut s = lock(&state);
-    let Some(record) = s.bounces.iter_mut().find(|x| x.id == id) else {
-        return StatusCode::NOT_FOUND.into_response();
-    };
-    if let Some(m) = messages {
-        record.bounce_messages = m;
-    }
-    if let Some(n) = body.get("hardBounceCount").and_then(Value::as_u64) {
-        record.hard_bounce_count = n;
-    }
-    for (key, field) in [
-        ("state", &mut record.state),
-        ("channel", &mut record.channel),
-        ("userChannelId", &mut record.user_channel_id),
-    ] {
-        if let Some(v) = body.get(key).and_then(Value::as_str) {
-            *field = v.to_string();
-        }
-    }
-    StatusCode::NO_CONTENT.into_response()
+    response
+        .body(body)
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
