@@ -77,6 +77,35 @@ fn redact(secret: &str) -> &'static str {
     if secret.is_empty() { "" } else { "<redacted>" }
 }
 
+/// A credential from the configuration (`api.access_token`, `coordination.redis_password`):
+/// used as it is, and printed as `<redacted>` (when set) by every `{:?}`, so no log line or
+/// error message carries it.
+#[derive(Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Secret {
+        Secret(s.to_string())
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", redact(&self.0))
+    }
+}
+
 /// Where the configuration comes from, besides the compiled-in defaults.
 #[derive(Debug, Clone, Default)]
 pub struct Sources {

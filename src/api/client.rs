@@ -61,7 +61,7 @@ impl ApiClient {
         let mut authorization = None;
         if !api.access_token.is_empty() {
             let mut value =
-                HeaderValue::from_str(&api.access_token).map_err(|_| ApiError::BadToken)?;
+                HeaderValue::from_str(api.access_token.expose()).map_err(|_| ApiError::BadToken)?;
             value.set_sensitive(true);
             authorization = Some(value);
         }

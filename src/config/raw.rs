@@ -12,7 +12,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use super::keys::{describe_figment_error, normalize, read_toml};
-use super::{ConfigError, DEFAULT_TOML, ENV_PREFIX, Sources, redact, redact_url_password};
+use super::{ConfigError, DEFAULT_TOML, ENV_PREFIX, Secret, Sources, redact_url_password};
 
 /// The whole configuration, as the layers merged it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,30 +220,16 @@ impl RawBounce {
 }
 
 /// `api`; the typed form is [`ApiSettings`](super::ApiSettings).
-#[derive(Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawApi {
-    pub access_token: String,
+    pub access_token: Secret,
     pub client_cert: String,
     pub client_key: String,
     pub ca_bundle: String,
     pub timeout_ms: u64,
     pub connect_timeout_ms: u64,
     pub max_in_flight: usize,
-}
-
-impl std::fmt::Debug for RawApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RawApi")
-            .field("access_token", &redact(&self.access_token))
-            .field("client_cert", &self.client_cert)
-            .field("client_key", &self.client_key)
-            .field("ca_bundle", &self.ca_bundle)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("connect_timeout_ms", &self.connect_timeout_ms)
-            .field("max_in_flight", &self.max_in_flight)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,7 +258,7 @@ pub struct RawLog {
 #[serde(deny_unknown_fields)]
 pub struct RawCoordination {
     pub redis_url: String,
-    pub redis_password: String,
+    pub redis_password: Secret,
     pub key_prefix: String,
     /// 0 = derived from `api.timeout_ms`.
     pub lock_expiry_ms: u64,
@@ -284,7 +270,7 @@ impl Default for RawCoordination {
     fn default() -> Self {
         RawCoordination {
             redis_url: String::new(),
-            redis_password: String::new(),
+            redis_password: Secret::default(),
             key_prefix: "notify-inbound:lock:".to_string(),
             lock_expiry_ms: 0,
             lock_acquire_timeout_ms: 10_000,
@@ -297,7 +283,7 @@ impl std::fmt::Debug for RawCoordination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RawCoordination")
             .field("redis_url", &redact_url_password(&self.redis_url))
-            .field("redis_password", &redact(&self.redis_password))
+            .field("redis_password", &self.redis_password)
             .field("key_prefix", &self.key_prefix)
             .field("lock_expiry_ms", &self.lock_expiry_ms)
             .field("lock_acquire_timeout_ms", &self.lock_acquire_timeout_ms)

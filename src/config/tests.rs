@@ -195,8 +195,9 @@ fn coordination_is_off_by_default_and_checked_when_on() {
 }
 
 #[test]
-fn redis_secrets_are_redacted() {
-    let toml = "[coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
+fn secrets_are_redacted() {
+    let toml = "[api]\naccess_token = 'Bearer opensesame'\n\
+                [coordination]\nredis_url = 'redis://user:hunter2@h:6379/0'\n\
                 redis_password = 'swordfish'\n";
     let s = Settings::from_toml_str(toml).unwrap();
     let raw = RawSettings::from_toml_str(toml).unwrap();
@@ -205,11 +206,15 @@ fn redis_secrets_are_redacted() {
     let raw_debug = format!("{raw:?}");
     for text in [&shown, &debug, &raw_debug] {
         assert!(
-            !text.contains("hunter2") && !text.contains("swordfish"),
+            !text.contains("hunter2")
+                && !text.contains("swordfish")
+                && !text.contains("opensesame"),
             "{text}"
         );
     }
     assert!(shown.contains("redis://user:redacted@h:6379/0"), "{shown}");
+    assert!(debug.contains("access_token: \"<redacted>\""), "{debug}");
+    assert_eq!(s.api.access_token.expose(), "Bearer opensesame");
     assert_eq!(redact_url_password("redis://h:6379/0"), "redis://h:6379/0");
 }
 

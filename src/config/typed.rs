@@ -9,9 +9,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use regex::Regex;
 
+use super::Secret;
 use super::log_level::LogLevel;
 use super::raw::{BounceDecision, ListUnsubscribeSettings, LogFormat, SmtpOptions, TlsMode};
-use super::redact;
 
 /// The whole effective configuration.
 #[derive(Debug, Clone)]
@@ -120,10 +120,10 @@ pub struct BounceSettings {
     pub count_window: Duration,
 }
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ApiSettings {
     /// Sent verbatim as the `Authorization` header when not empty.
-    pub access_token: String,
+    pub access_token: Secret,
     /// PEM client certificate (mutual TLS) file; empty = none.
     pub client_cert: String,
     /// PEM client key file (may be the same file as `client_cert`).
@@ -133,20 +133,6 @@ pub struct ApiSettings {
     pub timeout: Duration,
     pub connect_timeout: Duration,
     pub max_in_flight: usize,
-}
-
-impl std::fmt::Debug for ApiSettings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ApiSettings")
-            .field("access_token", &redact(&self.access_token))
-            .field("client_cert", &self.client_cert)
-            .field("client_key", &self.client_key)
-            .field("ca_bundle", &self.ca_bundle)
-            .field("timeout", &self.timeout)
-            .field("connect_timeout", &self.connect_timeout)
-            .field("max_in_flight", &self.max_in_flight)
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

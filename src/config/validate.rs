@@ -367,7 +367,7 @@ impl RawCoordination {
                 let settings = info
                     .redis_settings()
                     .clone()
-                    .set_password(&self.redis_password);
+                    .set_password(self.redis_password.expose());
                 info.set_redis_settings(settings)
             })
         } else {
