@@ -498,6 +498,23 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
     }
 }
 
+/// The next TCP connection, counted while it is open.
+async fn accept_counted(
+    tcp: &tokio::net::TcpListener,
+    api: &Arc<ApiState>,
+) -> (Counted<TcpStream>, SocketAddr) {
+    loop {
+        let Ok((io, addr)) = tcp.accept().await else {
+            // Out of descriptors and the like: let the other side finish something.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let _ = io.set_nodelay(true);
+        let open = api.connection();
+        return (Counted { io, _open: open }, addr);
+    }
+}
+
 /// Accepts TCP connections, counting them.
 struct PlainListener {
     tcp: tokio::net::TcpListener,
@@ -509,19 +526,7 @@ impl axum::serve::Listener for PlainListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                // Out of descriptors and the like: let the other side finish something.
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let io = Counted {
-                io: tcp,
-                _open: self.api.connection(),
-            };
-            return (io, addr);
-        }
+        accept_counted(&self.tcp, &self.api).await
     }
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -543,15 +548,7 @@ impl axum::serve::Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let Ok((tcp, addr)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            let _ = tcp.set_nodelay(true);
-            let tcp = Counted {
-                io: tcp,
-                _open: self.api.connection(),
-            };
+            let (tcp, addr) = accept_counted(&self.tcp, &self.api).await;
             let handshake = self.acceptor.accept(tcp);
             if let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(5), handshake).await {
                 return (tls, addr);
