@@ -15,7 +15,10 @@
 #
 # OpenSMTPD (6.8, unpacked from its .deb under target/mta/opensmtpd) writes the same scenarios
 # but the local one: it refuses an unknown local user during the SMTP session, so there is no
-# DSN to keep.
+# DSN to keep. Sendmail (8.17, unpacked from its .debs under target/mta/sendmail, its
+# configuration built with its own m4 files) writes the remote ones; it runs in a mount
+# namespace whose /etc/hosts names the machine with a domain and whose resolver answers
+# nothing, since Sendmail waits for a fully qualified name of its own host before anything.
 #
 # Usage (as root): scripts/generate-mta-bounces.sh   (then review and commit the changes)
 set -euo pipefail
@@ -24,6 +27,7 @@ ROOT=$(pwd)
 OUT=$ROOT/tests/corpus/mta
 EXIM=${EXIM_BIN:-$ROOT/target/mta/exim4/usr/sbin/exim4}
 OSMTPD_ROOT=$ROOT/target/mta/opensmtpd
+SM_ROOT=$ROOT/target/mta/sendmail
 
 scripts/ensure-mtas.sh >/dev/null
 
@@ -40,6 +44,7 @@ cleanup() {
     if ((MADE_SPOOL)); then sleep 1; rm -rf /var/spool/smtpd; fi
     if [[ -f $W/pf/conf/main.cf ]]; then /usr/sbin/postfix -c "$W/pf/conf" stop >/dev/null 2>&1 || true; fi
     if [[ -f $W/ex/exim.pid ]]; then kill "$(cat "$W/ex/exim.pid")" 2>/dev/null || true; fi
+    pkill -f "$W/sm/sendmail.cf" 2>/dev/null || true
     for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
     sleep 1
     rm -rf "$W"
@@ -54,6 +59,7 @@ MX=$(free_port)
 PF=$(free_port)
 EX=$(free_port)
 OS=$(free_port)
+SM=$(free_port)
 
 # The sink keeps each message under the local part of its recipient, numbered per recipient.
 # The MX answers by the recipient's local part.
@@ -275,6 +281,44 @@ EOF
 "$OSMTPD_ROOT/usr/sbin/smtpd" -f "$O/smtpd.conf" -d -v >"$O/log" 2>&1 &
 OSMTPD_PID=$!
 
+# ---- Sendmail ----
+S=$W/sm
+mkdir -p "$S/queue"
+if [[ ! -x $SM_ROOT/usr/libexec/sendmail/sendmail ]]; then
+    (cd "$S" && chmod 777 . && apt-get -o DPkg::Lock::Timeout=600 download sendmail-bin sendmail-base sendmail-cf)
+    mkdir -p "$SM_ROOT"
+    for d in "$S"/sendmail-*.deb; do dpkg -x "$d" "$SM_ROOT"; done
+fi
+printf 'inbound.example esmtp:[127.0.0.1]\nremote.example relay:[127.0.0.1]\n' >"$S/mailertable"
+printf 'nameserver 127.0.0.1\n' >"$S/resolv.conf"
+printf '127.0.0.1 localhost\n127.0.0.1 %s.mta-sendmail.example %s\n' "$(hostname)" "$(hostname)" >"$S/hosts"
+cat >"$S/sendmail.mc" <<EOF
+divert(0)dnl
+include(\`$SM_ROOT/usr/share/sendmail/cf/m4/cf.m4')dnl
+OSTYPE(\`linux')dnl
+define(\`confDONT_BLAME_SENDMAIL', \`GroupWritableDirPathSafe,MapInUnsafeDirPath')dnl
+define(\`confDOMAIN_NAME', \`mta-sendmail.example')dnl
+define(\`confDONT_PROBE_INTERFACES', \`True')dnl
+define(\`QUEUE_DIR', \`$S/queue')dnl
+define(\`confDEF_USER_ID', \`0:0')dnl
+define(\`confRUN_AS_USER', \`root')dnl
+define(\`confTO_QUEUEWARN', \`2s')dnl
+define(\`confTO_QUEUERETURN', \`6s')dnl
+define(\`confMIN_QUEUE_AGE', \`0s')dnl
+define(\`ESMTP_MAILER_ARGS', \`TCP \$h $SINK')dnl
+define(\`RELAY_MAILER_ARGS', \`TCP \$h $MX')dnl
+FEATURE(\`nocanonify')dnl
+FEATURE(\`accept_unresolvable_domains')dnl
+FEATURE(\`mailertable', \`hash $S/mailertable')dnl
+DAEMON_OPTIONS(\`Port=$SM, Addr=127.0.0.1, Name=MTA')dnl
+MAILER(\`smtp')dnl
+EOF
+m4 "$S/sendmail.mc" >"$S/sendmail.cf"
+"$SM_ROOT/usr/libexec/sendmail/makemap" -C "$S/sendmail.cf" hash "$S/mailertable" <"$S/mailertable"
+unshare --mount sh -c "mount --bind $S/resolv.conf /etc/resolv.conf && mount --bind $S/hosts /etc/hosts &&
+    exec $SM_ROOT/usr/libexec/sendmail/sendmail -C $S/sendmail.cf -bD -q1s" >"$S/log" 2>&1 &
+PIDS+=($!)
+
 wait_port() {
     for _ in $(seq 100); do
         if python3 -c "import socket,sys; socket.create_connection(('127.0.0.1',$1),1)" 2>/dev/null; then return 0; fi
@@ -283,7 +327,7 @@ wait_port() {
     echo "nothing listens on $1" >&2
     exit 1
 }
-for p in "$SINK" "$MX" "$PF" "$EX" "$OS"; do wait_port "$p"; done
+for p in "$SINK" "$MX" "$PF" "$EX" "$OS" "$SM"; do wait_port "$p"; done
 
 # submit PORT SENDER RECIPIENT: a notification as NotifyBC sends it.
 submit() {
@@ -324,6 +368,12 @@ SCENARIOS=(
     "opensmtpd-mailbox-full-permanent opensmtpd fullperm@remote.example bounce false"
     "opensmtpd-message-too-big opensmtpd big@remote.example bounce false"
     "opensmtpd-policy-reject opensmtpd policy@remote.example bounce false"
+    "sendmail-user-unknown-remote sendmail nouser@remote.example bounce true"
+    "sendmail-host-unknown-remote sendmail nohost@remote.example bounce true"
+    "sendmail-mailbox-full-expired sendmail full@remote.example bounce false"
+    "sendmail-mailbox-full-permanent sendmail fullperm@remote.example bounce false"
+    "sendmail-message-too-big sendmail big@remote.example bounce false"
+    "sendmail-policy-reject sendmail policy@remote.example bounce false"
 )
 # Delays: Postfix needs a queue lifetime above zero for a warning, so they go after the
 # bounces, with the lifetime raised; Exim warns at 2 s and gives up at 6 s (its
@@ -332,6 +382,7 @@ DELAYS=(
     "postfix-delay-warning postfix full-delayed@remote.example delay false"
     "exim-delay-warning exim full-delayed@remote.example delay false"
     "opensmtpd-delay-warning opensmtpd full-delayed@remote.example delay false"
+    "sendmail-delay-warning sendmail full-delayed@remote.example delay false"
 )
 
 declare -A SENDER
@@ -342,7 +393,7 @@ send_all() {
         read -r name mta rcpt _ _ <<<"$row"
         n=$((n + 1))
         SENDER[$name]="bn-$n-$((50000 + n))@inbound.example"
-        case $mta in postfix) port=$PF ;; exim) port=$EX ;; *) port=$OS ;; esac
+        case $mta in postfix) port=$PF ;; exim) port=$EX ;; sendmail) port=$SM ;; *) port=$OS ;; esac
         submit "$port" "${SENDER[$name]}" "$rcpt"
     done
 }
@@ -365,7 +416,7 @@ wait_dsn() {
         sleep 0.1
     done
     echo "no $2 DSN for $1 (${SENDER[$1]}) within 30 s" >&2
-    cat "$W/pf/maillog" "$E/log/mainlog" "$O/log" >&2
+    cat "$W/pf/maillog" "$E/log/mainlog" "$O/log" "$S/log" >&2
     exit 1
 }
 
@@ -384,7 +435,7 @@ for row in "${SCENARIOS[@]}" "${DELAYS[@]}"; do
     read -r name mta rcpt kind hard <<<"$row"
     src=$(wait_dsn "$name" "$kind")
     cp "$src" "$OUT/$name.eml"
-    case $mta in postfix) log=$D/maillog ;; exim) log=$E/log/mainlog ;; *) log=$O/log ;; esac
+    case $mta in postfix) log=$D/maillog ;; exim) log=$E/log/mainlog ;; sendmail) log=$S/log ;; *) log=$O/log ;; esac
     python3 - "$OUT/$name.eml" "$name" "$mta" "$rcpt" "$kind" "$hard" "$log" >>"$OUT/expected.jsonl" <<'EOF'
 import json, re, sys
 path, name, mta, rcpt, kind, hard, log = sys.argv[1:]
@@ -423,5 +474,6 @@ done
     echo "postfix: $(/usr/sbin/postconf -d -h mail_version)"
     echo "exim: $("$EXIM" -C /dev/null -bV 2>/dev/null | head -n1)"
     echo "opensmtpd: $(zcat "$OSMTPD_ROOT/usr/share/doc/opensmtpd/changelog.Debian.gz" | head -n1)"
+    echo "sendmail: $(zcat "$SM_ROOT/usr/share/doc/sendmail-bin/changelog.Debian.gz" 2>/dev/null | head -n1)"
 } >"$OUT/VERSIONS"
 echo "wrote $(ls "$OUT"/*.eml | wc -l) messages to $OUT"
