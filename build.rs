@@ -11,6 +11,11 @@ use std::process::ExitCode;
 use serde::Deserialize;
 use toml::Spanned;
 
+// The classifier's own conversion, so a pattern is checked exactly as it is compiled.
+#[path = "src/classify/byte_pattern.rs"]
+mod byte_pattern;
+use byte_pattern::byte_pattern;
+
 const SOURCE: &str = "data/wordings.toml";
 
 /// The reasons a wording may give: the name the classifier reports (and the data file
@@ -57,6 +62,7 @@ struct Entry {
 fn main() -> ExitCode {
     println!("cargo:rerun-if-changed={SOURCE}");
     println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=src/classify/byte_pattern.rs");
     match run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(errors) => {
@@ -165,23 +171,6 @@ fn check(table: &str, e: &Entry) -> Vec<String> {
 
 fn variant(name: &str) -> Option<&'static str> {
     REASONS.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
-}
-
-/// A pattern for byte-oriented matching, as `reason::byte_pattern` makes it: non-ASCII
-/// characters become their UTF-8 bytes.
-fn byte_pattern(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                let _ = write!(out, "\\x{b:02X}");
-            }
-        }
-    }
-    out
 }
 
 fn line_of(text: &str, offset: usize) -> usize {

@@ -13,6 +13,7 @@
 //!   text, with the options beyond NotifyBC (`[bounce]` in the configuration).
 
 mod arf;
+mod byte_pattern;
 pub mod cli;
 mod dsn;
 mod notifybc;

@@ -190,7 +190,7 @@ pub(crate) fn looks_like_bounce(message: &Message<'_>, report: &str) -> bool {
 static BODY: std::sync::LazyLock<Option<regex::bytes::Regex>> = std::sync::LazyLock::new(|| {
     let alternation: Vec<String> = BODY_PHRASES
         .iter()
-        .map(|p| super::reason::byte_pattern(&regex::escape(p)))
+        .map(|p| super::byte_pattern::byte_pattern(&regex::escape(p)))
         .collect();
     regex::bytes::Regex::new(&format!("(?i-u){}", alternation.join("|"))).ok()
 });

@@ -9,6 +9,7 @@ use std::sync::LazyLock;
 // Unicode classes the automata stay small and fast.
 use regex::bytes::{Regex, RegexSet, RegexSetBuilder};
 
+use super::byte_pattern::byte_pattern;
 use super::text::contains_ci;
 use super::{Reason, wordings};
 
@@ -27,23 +28,6 @@ static GROUPS: LazyLock<Vec<(Reason, String)>> = LazyLock::new(|| {
     }
     groups
 });
-
-/// A wording pattern for the byte-oriented set: non-ASCII characters become their UTF-8
-/// bytes (`\xE3\x81...`), which is how they appear in the decoded text.
-pub(crate) fn byte_pattern(p: &str) -> String {
-    let mut out = String::with_capacity(p.len());
-    for c in p.chars() {
-        if c.is_ascii() {
-            out.push(c);
-        } else {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("\\x{b:02X}"));
-            }
-        }
-    }
-    out
-}
 
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
     RegexSetBuilder::new(GROUPS.iter().map(|(_, p)| format!("(?i-u){p}")))

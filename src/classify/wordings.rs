@@ -92,7 +92,8 @@ mod tests {
     fn every_pattern_compiles() {
         for e in WORDINGS.iter().chain(PLAINLY_UNKNOWN) {
             assert!(
-                regex::bytes::Regex::new(&super::super::reason::byte_pattern(e.pattern)).is_ok(),
+                regex::bytes::Regex::new(&super::super::byte_pattern::byte_pattern(e.pattern))
+                    .is_ok(),
                 "{}",
                 e.pattern
             );
