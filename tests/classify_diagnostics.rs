@@ -5,6 +5,10 @@
 //! wording, and a reply that echoes the refused `RCPT TO`. docs/classifier.md explains the
 //! rules ("Reasons, and hard versus soft").
 
+#[path = "common/dsn.rs"]
+mod dsn;
+
+use dsn::Dsn;
 use notify_inbound::classify::{Reason, classify};
 
 /// Status, diagnostic, hard, reason.
@@ -377,30 +381,13 @@ const LANGUAGES: &[(&str, &str, bool, Reason)] = &[
 ];
 
 fn report(status: &str, diagnostic: &str) -> String {
-    format!(
-        "From: MAILER-DAEMON@mx.example.org\n\
-         To: bn-1-abc@notify.example\n\
-         Subject: Undelivered Mail Returned to Sender\n\
-         MIME-Version: 1.0\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"B\"\n\
-         \n\
-         --B\n\
-         Content-Type: text/plain\n\
-         \n\
-         Delivery failed.\n\
-         \n\
-         --B\n\
-         Content-Type: message/delivery-status; charset=utf-8\n\
-         \n\
-         Reporting-MTA: dns; mx.example.org\n\
-         \n\
-         Final-Recipient: rfc822; jdoe@example.com\n\
-         Action: failed\n\
-         Status: {status}\n\
-         Diagnostic-Code: smtp; {diagnostic}\n\
-         \n\
-         --B--\n"
-    )
+    Dsn {
+        final_recipient: "jdoe@example.com",
+        status,
+        diagnostic: Some(diagnostic),
+        ..Dsn::default()
+    }
+    .build()
 }
 
 #[test]

@@ -8,6 +8,8 @@ pub struct Dsn<'a> {
     pub x_failed_recipients: Option<&'a str>,
     pub final_recipient: &'a str,
     pub status: &'a str,
+    /// The `Diagnostic-Code` (`smtp; ...`), when there is one.
+    pub diagnostic: Option<&'a str>,
 }
 
 impl Default for Dsn<'_> {
@@ -18,6 +20,7 @@ impl Default for Dsn<'_> {
             x_failed_recipients: None,
             final_recipient: "bar@foo.com",
             status: "5.1.1",
+            diagnostic: None,
         }
     }
 }
@@ -52,7 +55,11 @@ impl Dsn<'_> {
             "Final-Recipient: RFC822; {}\r\nAction: failed\r\nStatus: {}\r\n",
             self.final_recipient, self.status
         ));
-        m.push_str("Remote-MTA: DNS; mx.foo.com\r\n\r\n");
+        m.push_str("Remote-MTA: DNS; mx.foo.com\r\n");
+        if let Some(d) = self.diagnostic {
+            m.push_str(&format!("Diagnostic-Code: smtp; {d}\r\n"));
+        }
+        m.push_str("\r\n");
         m.push_str(&format!("--{boundary}--\r\n"));
         m
     }
