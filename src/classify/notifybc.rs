@@ -73,6 +73,18 @@ impl Filters {
 
     /// Whether two addresses are the same under the configured comparison (exact by
     /// default, like NotifyBC).
+    /// The subscriber's own entry in the report: the recipient whose reported or original
+    /// address is the subscriber's; without a subscriber (the offline command), the first.
+    fn entry_of(&self, verdict: &Verdict, subscriber: Option<&str>) -> Option<usize> {
+        match subscriber {
+            Some(s) => verdict
+                .recipients
+                .iter()
+                .position(|r| r.is_about(s, |a, b| self.same_address(a, b))),
+            None => (!verdict.recipients.is_empty()).then_some(0),
+        }
+    }
+
     pub fn same_address(&self, a: &str, b: &str) -> bool {
         if !self.case_insensitive_domain && !self.case_insensitive_local_part {
             return a == b;
@@ -345,14 +357,7 @@ fn by_classifier(
     {
         return not_counted(verdict, "subject_regex", bounced, false);
     }
-    let entry = match subscriber {
-        Some(s) => verdict
-            .recipients
-            .iter()
-            .position(|r| r.is_about(s, |a, b| f.same_address(a, b))),
-        None => (!verdict.recipients.is_empty()).then_some(0),
-    };
-    let Some(i) = entry else {
+    let Some(i) = f.entry_of(&verdict, subscriber) else {
         return not_counted(verdict, "not_our_recipient", bounced, false);
     };
     let r = &verdict.recipients[i];
@@ -453,14 +458,7 @@ fn per_recipient(verdict: Verdict, f: &Filters, subscriber: Option<&str>) -> Ass
         .iter()
         .map(|r| r.address.clone())
         .collect();
-    let entry = match subscriber {
-        Some(s) => verdict
-            .recipients
-            .iter()
-            .position(|r| r.is_about(s, |a, b| f.same_address(a, b))),
-        None => Some(0),
-    };
-    let Some(i) = entry else {
+    let Some(i) = f.entry_of(&verdict, subscriber) else {
         return not_counted(verdict, "failed_recipient mismatch", bounced, false);
     };
     let r = &verdict.recipients[i];
