@@ -78,6 +78,18 @@ fn three(fake: &FakeApi) -> Vec<String> {
         .collect()
 }
 
+/// Every one of `ids` is deleted, by exactly one unsubscribe.
+fn assert_each_unsubscribed_once(fake: &FakeApi, ids: &[String]) {
+    for id in ids {
+        let s = fake.subscription(id).unwrap();
+        assert_eq!(
+            (s.state.as_str(), s.times_unsubscribed),
+            ("deleted", 1),
+            "{id}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn one_message_to_three_un_recipients_unsubscribes_all_three() {
     let fake = FakeApi::start().await;
@@ -88,14 +100,7 @@ async fn one_message_to_three_un_recipients_unsubscribes_all_three() {
         .await
         .unwrap();
     assert_eq!(r.code().to_string(), "250");
-    for id in &ids {
-        let s = fake.subscription(id).unwrap();
-        assert_eq!(
-            (s.state.as_str(), s.times_unsubscribed),
-            ("deleted", 1),
-            "{id}"
-        );
-    }
+    assert_each_unsubscribed_once(&fake, &ids);
 }
 
 #[tokio::test]
@@ -167,14 +172,7 @@ async fn one_temporary_failure_gives_451_and_the_retry_applies_each_once() {
         .await
         .unwrap();
     assert_eq!(r.code().to_string(), "250");
-    for id in &ids {
-        let s = fake.subscription(id).unwrap();
-        assert_eq!(
-            (s.state.as_str(), s.times_unsubscribed),
-            ("deleted", 1),
-            "{id}"
-        );
-    }
+    assert_each_unsubscribed_once(&fake, &ids);
 }
 
 #[tokio::test]
