@@ -497,7 +497,7 @@ fn client_hello_with_ip_sni() -> Vec<u8> {
 #[tokio::test]
 async fn handshakes_naming_an_ip_address_do_not_fill_the_log() {
     let fake = FakeApi::start().await;
-    let (mut child, port) = spawn(
+    let (child, port) = spawn(
         &fake,
         &[(
             "NOTIFY_INBOUND__INBOUND_SMTP_SERVER__OPTIONS__SECURE",
@@ -513,18 +513,7 @@ async fn handshakes_naming_an_ip_address_do_not_fill_the_log() {
         let mut buf = [0u8; 4096];
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
     }
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let mut stderr = child.stderr.take().unwrap();
-    let mut log = String::new();
-    tokio::time::timeout(Duration::from_secs(20), stderr.read_to_string(&mut log))
-        .await
-        .expect("the server exits")
-        .unwrap();
-    let _ = child.wait().await;
+    let log = common::terminate_and_read_log(child).await;
     let lines = log.lines().filter(|l| l.contains("SNI")).count();
     eprintln!(
         "log after 50 handshakes with an IP address as SNI: {} bytes, {lines} SNI lines",

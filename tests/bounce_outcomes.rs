@@ -5,8 +5,6 @@
 mod common;
 mod harness;
 
-use std::time::Duration;
-
 use common::dsn::Dsn;
 use common::fake_api::FakeApi;
 use common::free_port;
@@ -124,16 +122,7 @@ async fn the_transaction_line_and_the_metric_say_what_became_of_each_bounce() {
     }
 
     c.cmd("QUIT").await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = common::terminate_and_read_log(child).await;
     let lines: Vec<serde_json::Value> = logs
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())

@@ -57,12 +57,7 @@ async fn sigterm_mid_transaction_finishes_it_then_exits() {
     assert_eq!(code(&c.cmd("DATA").await), 354);
     c.send(b"Subject: unsubscribe\r\n\r\n.\r\n").await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pid = child.id().unwrap().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
+    common::terminate(&child);
     let r = c.reply().await;
     assert!(r.starts_with("250"), "{r}");
     assert_eq!(fake.subscription(&id).unwrap().state, "deleted");
@@ -106,16 +101,7 @@ async fn json_logs_have_one_line_per_transaction_and_no_secret_or_body() {
         assert_eq!(code(&r), 250, "{r}");
     }
     c.cmd("QUIT").await;
-    let pid = child.id().unwrap().to_string();
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let logs = String::from_utf8_lossy(&out.stderr);
+    let logs = common::terminate_and_read_log(child).await;
     assert!(!logs.contains("s3cr3t"), "token in logs:\n{logs}");
     assert!(!logs.contains(BODY_MARK), "body in logs:\n{logs}");
     let transactions: Vec<serde_json::Value> = logs

@@ -42,6 +42,27 @@ pub fn serve_command(api_url: &str, domain: &str, smtp_port: u16) -> tokio::proc
     cmd
 }
 
+/// Sends SIGTERM to a server started with [`serve_command`].
+pub fn terminate(child: &tokio::process::Child) {
+    let pid = child.id().expect("the server is running").to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success(), "kill -TERM {pid}");
+}
+
+/// Stops a server started with [`serve_command`] (SIGTERM) and returns its log, its
+/// standard error, once it has exited.
+pub async fn terminate_and_read_log(child: tokio::process::Child) -> String {
+    terminate(&child);
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), child.wait_with_output())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 /// JavaScript's `encodeURIComponent`, written out here (not the crate's encoder) as the
 /// oracle for request lines the fake API receives.
 pub fn encode_uri_component(s: &str) -> String {
