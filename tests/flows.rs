@@ -1201,33 +1201,22 @@ async fn crafted_ids_codes_and_senders_never_reach_another_path() {
 /// SMTP layer adds to the cases above (the reply on the wire, refusals at RCPT, the message
 /// stored as it arrived after DATA, a fake that is down).
 mod over_smtp {
-    use std::sync::Arc;
     use std::time::Duration;
 
     use super::common::dsn::Dsn;
-    use super::common::fake_api::{FakeApi, Fault, SettingsFor};
-    use lettre::address::Envelope;
+    use super::common::fake_api::{FakeApi, Fault};
+    use super::common::in_process::{self, start_server, status};
     use lettre::transport::smtp::Error as SmtpError;
-    use lettre::transport::smtp::client::Tls;
-    use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
-    use notify_inbound::config::TlsMode;
-    use notify_inbound::flows::Processor;
-    use notify_inbound::metrics::Metrics;
+    use lettre::transport::smtp::response::Response;
     use notify_inbound::server::Server;
 
     const SUBSCRIBER: &str = "bar@foo.com";
     const DOMAIN: &str = "invalid.local";
 
-    /// The server on a random loopback port with the flows pointed at `fake`.
-    async fn server(fake: &FakeApi, extra: &str) -> Server {
-        let settings = fake.settings(&format!(
-            "{extra}\n[inbound_smtp_server]\ndomain = '{DOMAIN}'\nlistening_ip = '127.0.0.1'\nlistening_smtp_port = 0\n\
-             [operations]\nlisten = ''\n"
-        ));
-        let processor = Arc::new(Processor::new(&settings).expect("processor"));
-        Server::start(Arc::new(settings), processor, Arc::new(Metrics::new()))
-            .await
-            .expect("server")
+    /// The server on a random loopback port with the flows pointed at `fake`; `sections`
+    /// are added to its settings.
+    async fn server(fake: &FakeApi, sections: &str) -> Server {
+        start_server(fake, DOMAIN, "", sections).await
     }
 
     async fn send(
@@ -1235,20 +1224,8 @@ mod over_smtp {
         from: Option<&str>,
         to: &str,
         message: &str,
-    ) -> Result<lettre::transport::smtp::response::Response, SmtpError> {
-        let port = server.addr(TlsMode::Starttls).unwrap().port();
-        let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-            .port(port)
-            .tls(Tls::None)
-            .timeout(Some(Duration::from_secs(20)))
-            .build();
-        let envelope =
-            Envelope::new(from.map(|f| f.parse().unwrap()), vec![to.parse().unwrap()]).unwrap();
-        transport.send_raw(&envelope, message.as_bytes()).await
-    }
-
-    fn status(e: &SmtpError) -> String {
-        e.status().map(|c| c.to_string()).unwrap_or_default()
+    ) -> Result<Response, SmtpError> {
+        in_process::send(server, from, &[to], message).await
     }
 
     /// An unsubscribe email from `from` to `un-{id}-{code}@` our domain.

@@ -6,21 +6,14 @@
 mod common;
 mod harness;
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use axum::http::Method;
 use common::dsn::Dsn;
-use common::fake_api::{FakeApi, Fault, FaultRule, SettingsFor};
+use common::fake_api::{FakeApi, Fault, FaultRule};
+use common::in_process::{self, start_server, status};
 use harness::{Client, code};
-use lettre::address::Envelope;
 use lettre::transport::smtp::Error as SmtpError;
-use lettre::transport::smtp::client::Tls;
 use lettre::transport::smtp::response::Response;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use notify_inbound::config::TlsMode;
-use notify_inbound::flows::Processor;
-use notify_inbound::metrics::Metrics;
 use notify_inbound::server::Server;
 
 const SUBSCRIBER: &str = "bar@foo.com";
@@ -30,14 +23,7 @@ const UNSUBSCRIBE: &str =
 
 /// The server with the flows against `fake`; `smtp` is added to `[inbound_smtp_server]`.
 async fn server(fake: &FakeApi, smtp: &str) -> Server {
-    let settings = fake.settings(&format!(
-        "[inbound_smtp_server]\ndomain = '{DOMAIN}'\nlistening_ip = '127.0.0.1'\nlistening_smtp_port = 0\n{smtp}\n\
-         [operations]\nlisten = ''\n"
-    ));
-    let processor = Arc::new(Processor::new(&settings).expect("processor"));
-    Server::start(Arc::new(settings), processor, Arc::new(Metrics::new()))
-        .await
-        .expect("server")
+    start_server(fake, DOMAIN, smtp, "").await
 }
 
 /// One message from `from` to every address of `to`, in one transaction.
@@ -47,15 +33,8 @@ async fn send(
     to: &[String],
     message: &str,
 ) -> Result<Response, SmtpError> {
-    let port = server.addr(TlsMode::Starttls).unwrap().port();
-    let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
-        .port(port)
-        .tls(Tls::None)
-        .timeout(Some(Duration::from_secs(20)))
-        .build();
-    let to = to.iter().map(|a| a.parse().unwrap()).collect();
-    let envelope = Envelope::new(from.map(|f| f.parse().unwrap()), to).unwrap();
-    transport.send_raw(&envelope, message.as_bytes()).await
+    let to: Vec<&str> = to.iter().map(String::as_str).collect();
+    in_process::send(server, from, &to, message).await
 }
 
 fn un(id: &str, code: &str) -> String {
@@ -64,10 +43,6 @@ fn un(id: &str, code: &str) -> String {
 
 fn bn(id: &str, code: &str) -> String {
     format!("bn-{id}-{code}@{DOMAIN}")
-}
-
-fn status(e: &SmtpError) -> String {
-    e.status().map(|c| c.to_string()).unwrap_or_default()
 }
 
 /// Three subscriptions of the same subscriber to three services.

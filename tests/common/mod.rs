@@ -5,6 +5,7 @@
 pub mod corpus;
 pub mod dsn;
 pub mod fake_api;
+pub mod in_process;
 
 /// A free TCP port on 127.0.0.1 (free when asked; whoever binds it later may lose a race).
 pub fn free_port() -> u16 {
