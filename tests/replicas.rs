@@ -34,22 +34,15 @@ const PASSWORD: &str = "s3cret-redis-pw";
 const BOUNCED: &str = "bounced@foo.com";
 
 fn redis_binary() -> String {
-    for candidate in [
-        "redis-server",
-        "/usr/bin/redis-server",
-        "/usr/local/bin/redis-server",
-    ] {
-        let found = std::process::Command::new(candidate)
-            .arg("--version")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if found {
-            return candidate.to_string();
-        }
-    }
-    panic!("redis-server is not installed; install it with {INSTALL}");
+    common::installed_binary(
+        &[
+            "redis-server",
+            "/usr/bin/redis-server",
+            "/usr/local/bin/redis-server",
+        ],
+        "--version",
+        INSTALL,
+    )
 }
 
 /// A redis-server of the test's own: loopback, a password, no persistence.

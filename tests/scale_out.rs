@@ -24,18 +24,11 @@ const DOMAIN: &str = "invalid.local";
 const INSTALL: &str = "scripts/ensure-proxies.sh (or: apt-get install -y haproxy)";
 
 fn haproxy_binary() -> String {
-    for candidate in ["haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"] {
-        let found = std::process::Command::new(candidate)
-            .arg("-v")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if found {
-            return candidate.to_string();
-        }
-    }
-    panic!("haproxy is not installed; install it with {INSTALL}");
+    common::installed_binary(
+        &["haproxy", "/usr/sbin/haproxy", "/usr/local/sbin/haproxy"],
+        "-v",
+        INSTALL,
+    )
 }
 
 /// One replica: the binary on `port`, greeting as `name`, logging to `dir/name.log`.

@@ -16,6 +16,26 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// The first of `candidates` (a name on PATH, then full paths) that runs with
+/// `version_arg`; the test fails with the install line `install` when none does.
+pub fn installed_binary(candidates: &[&str], version_arg: &str, install: &str) -> String {
+    for candidate in candidates {
+        let found = std::process::Command::new(candidate)
+            .arg(version_arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if found {
+            return candidate.to_string();
+        }
+    }
+    panic!(
+        "{} is not installed; install it with {install}",
+        candidates[0]
+    );
+}
+
 /// The `notify-inbound serve` binary under test, set up as the tests that run the real
 /// process want it: calling the API at `api_url`, plain SMTP with STARTTLS on
 /// 127.0.0.1:`smtp_port` for `domain`, no operations endpoint, `RUST_LOG` unset, standard
